@@ -1,0 +1,78 @@
+"""`create_app(settings)`: the one place the web application is assembled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from tutorapp import __version__
+from tutorapp.config import Settings, get_settings
+from tutorapp.core.db import Database
+from tutorapp.core.errors import install_error_handlers
+from tutorapp.core.logging import configure_logging
+from tutorapp.core.middleware import (
+    BodySizeLimitMiddleware,
+    HTTPSRedirectMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+from tutorapp.core.templating import STATIC_DIR, create_templates
+from tutorapp.ops import api as ops_api
+from tutorapp.ops import pages as ops_pages
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.database = Database(settings)
+        try:
+            yield
+        finally:
+            await app.state.database.dispose()
+
+    app = FastAPI(
+        title="TutorApp API",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        debug=False,  # tracebacks are rendered by our middleware, only in dev
+    )
+    app.state.settings = settings
+    app.state.templates = create_templates(settings)
+    install_error_handlers(app)
+
+    app.include_router(ops_api.health)
+    app.include_router(ops_api.router)
+    app.include_router(ops_pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # Added last = runs first. Order, outermost first: request context, trusted
+    # host, HTTPS redirect, security headers, CORS, body limit.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            # credentials are never combined with a wildcard origin
+            allow_credentials="*" not in settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-CSRF-Token",
+                           "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    if settings.https_only:
+        app.add_middleware(HTTPSRedirectMiddleware)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(RequestContextMiddleware, settings=settings)
+    return app

@@ -1,0 +1,135 @@
+"""The `tutorapp` command: serve, migrate, seed, check, version."""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from tutorapp import __version__
+from tutorapp.config import Settings
+
+app = typer.Typer(help="TutorApp: a self-hostable tutoring marketplace.", no_args_is_help=True)
+console = Console()
+
+
+def load_settings() -> Settings:
+    """Settings or a readable refusal naming the variables to fix."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        console.print("[bold red]Invalid settings:[/]")
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"]) or "settings"
+            console.print(f"  - {field}: {error['msg']}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    console.print(f"tutorapp {__version__}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT")] = 8000,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+    reload: Annotated[bool, typer.Option(help="restart on code changes (dev)")] = False,
+) -> None:
+    """Serve the site, the web app and the API."""
+    import uvicorn
+
+    settings = load_settings()
+    uvicorn.run(
+        "tutorapp.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=None if reload else workers,
+        reload=reload,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
+
+
+class MigrateAction(StrEnum):
+    upgrade = "upgrade"
+    downgrade = "downgrade"
+    current = "current"
+
+
+@app.command()
+def migrate(
+    action: Annotated[MigrateAction, typer.Argument()] = MigrateAction.upgrade,
+    revision: Annotated[
+        str | None, typer.Argument(help="target; default head (upgrade) or -1 (downgrade)")
+    ] = None,
+) -> None:
+    """Apply, undo or show database migrations."""
+    from tutorapp.core import migrate as migrations
+    from tutorapp.core.db import create_engine
+
+    settings = load_settings()
+    if action is MigrateAction.upgrade:
+        migrations.upgrade(settings, revision or "heads")
+    elif action is MigrateAction.downgrade:
+        migrations.downgrade(settings, revision or "-1")
+
+    async def show() -> tuple[str, ...]:
+        engine = create_engine(settings, settings.database_url, writer=False)
+        try:
+            return await migrations.current_revisions(engine)
+        finally:
+            await engine.dispose()
+
+    current = asyncio.run(show())
+    heads = migrations.head_revisions()
+    state = "at head" if set(current) == set(heads) else f"head is {', '.join(heads)}"
+    console.print(f"database revision: {', '.join(current) or 'empty'} ({state})")
+
+
+@app.command()
+def check() -> None:
+    """Report whether this installation is ready: settings, database, integrations."""
+    from tutorapp.core.db import Database
+    from tutorapp.integrations import capabilities, redacted
+    from tutorapp.ops.service import readiness
+
+    settings = load_settings()
+    table = Table(title=f"TutorApp {__version__} ({settings.profile} profile)")
+    table.add_column("component")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    table.add_row("settings", "[green]ok", f"database {redacted(settings.database_url)}")
+
+    async def probe() -> list:
+        database = Database(settings)
+        try:
+            return await readiness(database)
+        finally:
+            await database.dispose()
+
+    results = asyncio.run(probe())
+    for result in results:
+        table.add_row(result.component, "[green]ok" if result.ok else "[red]failing", result.detail)
+    for capability, backend in capabilities(settings).items():
+        table.add_row(capability, "[green]ok", backend)
+    console.print(table)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,153 @@
+"""One `Settings` object: every knob is an environment variable `TUTORAPP_*`.
+
+Profiles (`TUTORAPP_PROFILE`): `dev` (the default, embedded engines, readable logs),
+`test` (used by the test suite), `staging` and `prod` (JSON logs, HSTS). Outside `dev`
+and `test` the settings refuse values that are unsafe in front of real users.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+Profile = Literal["dev", "test", "staging", "prod"]
+
+DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"
+DEFAULT_DATABASE_URL = "sqlite:///./var/tutorapp.db"
+
+
+def _split_commas(value: object) -> object:
+    """Lists come from env vars as comma-separated strings (`a.com,b.com`)."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class InsecureSettingsError(ValueError):
+    """Raised when a staging/prod process is configured unsafely."""
+
+
+def async_database_url(url: str) -> URL:
+    """Map a plain database URL onto the async driver we use for its dialect."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TUTORAPP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- process ---
+    profile: Profile = "dev"
+    debug: bool = False
+    secret_key: str = DEFAULT_SECRET_KEY
+    public_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+    log_json: bool | None = Field(
+        default=None, description="JSON log lines; default: on in staging/prod, off in dev/test"
+    )
+
+    # --- data ---
+    database_url: str = DEFAULT_DATABASE_URL
+    database_replica_urls: CommaList = Field(default_factory=list)
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    database_pool_timeout: float = Field(default=30.0, gt=0)
+    database_pgbouncer: bool = Field(
+        default=False, description="connect through pgBouncer in transaction mode"
+    )
+    database_echo: bool = False
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    redis_url: str | None = None
+
+    # --- HTTP hardening ---
+    cors_origins: CommaList = Field(default_factory=list)
+    allowed_hosts: CommaList = Field(default_factory=lambda: ["*"])
+    trusted_proxies: CommaList = Field(default_factory=lambda: ["127.0.0.1"])
+    force_https: bool | None = Field(
+        default=None, description="redirect plain HTTP to HTTPS; default: on in prod"
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    # --- demo ---
+    seed_demo_on_start: bool = Field(
+        default=False, description="`tutorapp serve` seeds demo data into an empty database"
+    )
+
+    _normalize_lists = field_validator(
+        "database_replica_urls", "cors_origins", "allowed_hosts", "trusted_proxies", mode="before"
+    )(_split_commas)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        async_database_url(value)
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_insecure_outside_dev(self) -> Settings:
+        if self.profile not in ("staging", "prod"):
+            return self
+        problems = []
+        if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
+            problems.append("TUTORAPP_SECRET_KEY must be set to a random value of 32+ characters")
+        if self.debug:
+            problems.append("TUTORAPP_DEBUG must be off")
+        if "*" in self.cors_origins:
+            problems.append("TUTORAPP_CORS_ORIGINS must list origins, not '*'")
+        if self.profile == "prod":
+            if self.is_sqlite:
+                problems.append("TUTORAPP_DATABASE_URL must point at PostgreSQL, not SQLite")
+            if "*" in self.allowed_hosts:
+                problems.append("TUTORAPP_ALLOWED_HOSTS must list the site's host names")
+        if problems:
+            raise InsecureSettingsError(
+                f"refusing to start the {self.profile} profile with insecure settings: "
+                + "; ".join(problems)
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return make_url(self.database_url).get_backend_name() == "sqlite"
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.is_sqlite else "postgresql"
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_json if self.log_json is not None else self.profile in ("staging", "prod")
+
+    @property
+    def https_only(self) -> bool:
+        return self.force_https if self.force_https is not None else self.profile == "prod"
+
+    @property
+    def show_tracebacks(self) -> bool:
+        return self.profile == "dev"
+
+    @cached_property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        database = make_url(self.database_url).database
+        return None if database in (None, "", ":memory:") else Path(database)
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,23 @@
+"""Outside services behind protocols; each capability names what backs it."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+
+from tutorapp.config import Settings
+
+
+def capabilities(settings: Settings) -> dict[str, str]:
+    """Which engine or vendor backs each capability under these settings."""
+    replicas = len(settings.database_replica_urls)
+    database = settings.dialect + (" (pgbouncer)" if settings.database_pgbouncer else "")
+    if replicas:
+        database += f" + {replicas} read replica{'s' if replicas > 1 else ''}"
+    return {
+        "database": database,
+        "cache": "redis" if settings.redis_url else "memory",
+    }
+
+
+def redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

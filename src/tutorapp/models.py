@@ -1,0 +1,6 @@
+"""All tables, for Alembic and the tests: import every domain's models here."""
+
+from tutorapp.core import audit  # noqa: F401
+from tutorapp.core.models import Base
+
+metadata = Base.metadata

@@ -1,0 +1,38 @@
+"""Readiness: is each component this process depends on usable right now?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from tutorapp.core.db import Database
+from tutorapp.core.migrate import current_revisions, head_revisions
+
+
+@dataclass(frozen=True)
+class Check:
+    component: str
+    ok: bool
+    detail: str
+
+
+async def readiness(database: Database) -> list[Check]:
+    try:
+        async with database.primary.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error means "not reachable"
+        return [Check("database", False, f"unreachable: {type(exc).__name__}: {exc}"[:300])]
+    checks = [Check("database", True, f"{database.dialect} reachable")]
+    current, heads = await current_revisions(database.primary), head_revisions()
+    if set(current) == set(heads):
+        checks.append(Check("migrations", True, f"at head {', '.join(heads)}"))
+    else:
+        checks.append(
+            Check(
+                "migrations", False,
+                f"database at {', '.join(current) or 'nothing'}, code expects {', '.join(heads)}"
+                " (run `tutorapp migrate`)",
+            )
+        )
+    return checks

@@ -1,0 +1,155 @@
+"""Test harness: every database test runs once per dialect.
+
+SQLite always; PostgreSQL too when TUTORAPP_TEST_POSTGRES_URL is set. Each run
+creates its own database per dialect (built by the Alembic migrations, never by
+`create_all`), drops it at the end, and empties every table after each test, so
+each test starts on a fresh database while the schema is built only once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from tutorapp.app import create_app
+from tutorapp.config import Settings
+from tutorapp.core import migrate
+from tutorapp.models import metadata
+
+POSTGRES_URL = os.environ.get("TUTORAPP_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("TUTORAPP_TEST_REDIS_URL")
+DIALECTS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+async def _admin_execute(url: str, statement: str) -> None:
+    import asyncpg
+
+    parsed = make_url(url)
+    connection = await asyncpg.connect(
+        host=parsed.host, port=parsed.port or 5432, user=parsed.username,
+        password=parsed.password, database=parsed.database or "postgres",
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "profile": "test", "database_url": database_url, "secret_key": TEST_SECRET,
+        "allowed_hosts": ["testserver", "localhost", "127.0.0.1"],
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session", params=DIALECTS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database built by the migrations, for the whole run of one dialect."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'tutorapp.db'}"
+        migrate.upgrade(make_settings(url))
+        yield url
+        return
+    assert POSTGRES_URL
+    name = f"tutorapp_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin_execute(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(make_settings(url))
+        yield url
+    finally:
+        asyncio.run(_admin_execute(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def dialect(database_url: str) -> str:
+    return make_url(database_url).get_backend_name()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+async def _empty_all_tables(app: FastAPI) -> None:
+    database = app.state.database
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    async with database.primary.begin() as connection:
+        if database.dialect == "postgresql":
+            await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        else:
+            for table in tables:
+                await connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        try:
+            yield application
+        finally:
+            await _empty_all_tables(application)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def db(app: FastAPI):  # noqa: ANN201 - the Database of the app under test
+    return app.state.database
+
+
+# --- per-dialect summary -------------------------------------------------------
+
+_dialect_of: dict[str, str] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        param = callspec.params.get("database_url") if callspec else None
+        _dialect_of[item.nodeid] = param or "no database"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    counts: dict[str, Counter[str]] = {}
+    for outcome in ("passed", "failed", "error", "skipped", "xfailed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call" and outcome != "error":
+                if not (outcome == "skipped" and report.when == "setup"):
+                    continue
+            dialect = _dialect_of.get(report.nodeid, "no database")
+            counts.setdefault(dialect, Counter())[outcome] += 1
+    if not counts:
+        return
+    terminalreporter.section("tests per dialect")
+    for dialect in sorted(counts):
+        parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts[dialect].items()))
+        terminalreporter.write_line(f"{dialect}: {parts}")
+    if POSTGRES_URL and not counts.get("postgresql", Counter()).get("passed"):
+        terminalreporter.write_line("TUTORAPP_TEST_POSTGRES_URL is set but no test passed on it")
+
+
+def pytest_report_header(config) -> str:  # noqa: ANN001
+    return f"tutorapp dialects: {', '.join(DIALECTS)}; redis: {'yes' if REDIS_URL else 'no'}"
+
+
+ROOT = Path(__file__).resolve().parent.parent
