@@ -83,6 +83,25 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
+    # --- auth ---
+    jwt_keys: CommaList = Field(
+        default_factory=list,
+        description="`kid:secret` pairs; the first signs, all verify (rotation). "
+        "Default: one key derived from the secret key",
+    )
+    jwt_audience: str = "authenticated"
+    access_token_ttl_seconds: int = Field(default=900, ge=30)
+    session_idle_timeout_minutes: int = Field(default=7 * 24 * 60, ge=1)
+    session_max_age_hours: int = Field(default=30 * 24, ge=1)
+    refresh_reuse_grace_seconds: int = Field(default=10, ge=0)
+    email_verification_ttl_hours: int = Field(default=24, ge=1)
+    password_reset_ttl_minutes: int = Field(default=60, ge=5)
+    email_otp_ttl_minutes: int = Field(default=60, ge=5)
+    email_otp_interval_seconds: int = Field(default=60, ge=0)
+    login_attempts_per_account: int = Field(default=5, ge=1)
+    login_attempts_per_ip: int = Field(default=50, ge=1)
+    login_window_minutes: int = Field(default=15, ge=1)
+
     # --- demo ---
     seed_demo_on_start: bool = Field(
         default=False, description="`tutorapp serve` seeds demo data into an empty database"
@@ -91,6 +110,15 @@ class Settings(BaseSettings):
     _normalize_lists = field_validator(
         "database_replica_urls", "cors_origins", "allowed_hosts", "trusted_proxies", mode="before"
     )(_split_commas)
+
+    @field_validator("jwt_keys")
+    @classmethod
+    def _keys_have_ids(cls, value: list[str]) -> list[str]:
+        for item in value:
+            kid, sep, secret = item.partition(":")
+            if not sep or not kid.strip() or len(secret.strip()) < 32:
+                raise ValueError("each key is `kid:secret` with a secret of 32+ characters")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -136,6 +164,33 @@ class Settings(BaseSettings):
     @property
     def https_only(self) -> bool:
         return self.force_https if self.force_https is not None else self.profile == "prod"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """`__Host-` prefixed, Secure cookies everywhere but on a developer's machine."""
+        return self.profile in ("staging", "prod")
+
+    @property
+    def session_cookie_name(self) -> str:
+        return "__Host-tutorapp_session" if self.secure_cookies else "tutorapp_session"
+
+    @property
+    def jwt_issuer(self) -> str:
+        return self.public_url.rstrip("/") + "/auth/v1"
+
+    @property
+    def signing_keys(self) -> list[tuple[str, str]]:
+        """(kid, secret) pairs; the first one signs new tokens."""
+        if not self.jwt_keys:
+            import hashlib
+
+            derived = hashlib.sha256(f"jwt:{self.secret_key}".encode()).hexdigest()
+            return [("default", derived)]
+        pairs = []
+        for item in self.jwt_keys:
+            kid, _, secret = item.partition(":")
+            pairs.append((kid.strip(), secret.strip()))
+        return pairs
 
     @property
     def show_tracebacks(self) -> bool:

@@ -55,6 +55,7 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         uuid.UUID: Uuid(),
         dict[str, Any]: JSONDocument(),
+        list[dict[str, Any]]: JSONDocument(),
         str: String(),
     }
 

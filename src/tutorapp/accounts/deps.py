@@ -1,0 +1,188 @@
+"""Who is calling, and may they call this route?
+
+Every route declares its access rule with exactly one of the dependencies below;
+`tests/accounts/test_route_matrix.py` fails for a route that declares none.
+
+- `PUBLIC` (in `dependencies=[...]`): anyone, signed in or not.
+- `OptionalPrincipal`: anyone; the principal when signed in.
+- `CurrentPrincipal`: any signed-in user.
+- `require(Role.student, Role.parent)`: signed in with one of these roles.
+- `AdminPrincipal`: an admin whose session passed TOTP (aal2).
+
+A user with MFA whose session is still `aal1` may only call routes declared with
+`allow_aal1=True` (MFA verification, logout, reading their own profile).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+
+from tutorapp.accounts.models import AuthSession, Role, User
+from tutorapp.config import Settings
+from tutorapp.core.db import SessionDep
+from tutorapp.core.errors import AppError, Forbidden, Unauthorized
+from tutorapp.core.security import TokenError, csrf_token, decode_access_token, token_hash
+from tutorapp.core.time import utcnow
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+
+
+class MFARequired(AppError):
+    status, type, title = 403, "/problems/mfa-required", "Second factor required"
+
+
+class MFAEnrolmentRequired(AppError):
+    status, type, title = 403, "/problems/mfa-enrolment-required", "Set up two-factor first"
+
+
+class CSRFFailed(AppError):
+    status, type, title = 403, "/problems/csrf", "CSRF check failed"
+
+
+@dataclass
+class Principal:
+    user: User
+    session: AuthSession
+    via: Literal["bearer", "cookie"]
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.user.id
+
+    @property
+    def role(self) -> Role:
+        return self.user.role
+
+    @property
+    def aal(self) -> str:
+        return self.session.aal
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials.strip()
+    return None
+
+
+async def _from_bearer(request: Request, db: SessionDep, token: str) -> Principal:
+    try:
+        claims = decode_access_token(_settings(request), token)
+    except TokenError as exc:
+        raise Unauthorized(f"Invalid access token: {exc}.",
+                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
+    auth_session = await db.get(AuthSession, claims.session_id)
+    now = utcnow()
+    if (auth_session is None or auth_session.user_id != claims.sub
+            or auth_session.revoked_at is not None or auth_session.expires_at <= now):
+        raise Unauthorized("The session has ended; sign in again.",
+                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return await _principal(db, auth_session, "bearer")
+
+
+async def _from_cookie(request: Request, db: SessionDep, token: str) -> Principal | None:
+    settings = _settings(request)
+    auth_session = await db.scalar(
+        select(AuthSession).where(AuthSession.cookie_token_hash == token_hash(token))
+    )
+    now = utcnow()
+    if (auth_session is None or auth_session.revoked_at is not None
+            or auth_session.expires_at <= now
+            or auth_session.last_seen_at + timedelta(minutes=settings.session_idle_timeout_minutes)
+            <= now):
+        return None
+    if request.method not in SAFE_METHODS:
+        await _check_csrf(request, settings, auth_session.id)
+    return await _principal(db, auth_session, "cookie")
+
+
+async def _check_csrf(request: Request, settings: Settings, session_id: uuid.UUID) -> None:
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        sent = (await request.form()).get("csrf_token")  # type: ignore[assignment]
+    import hmac
+
+    if not isinstance(sent, str) or not hmac.compare_digest(
+        sent, csrf_token(settings, session_id)
+    ):
+        raise CSRFFailed("Cookie-authenticated requests that change state need the CSRF token.")
+
+
+async def _principal(db: SessionDep, auth_session: AuthSession, via: str) -> Principal:
+    user = await db.get(User, auth_session.user_id)
+    if user is None or user.deleted_at is not None:
+        raise Unauthorized("The account no longer exists.")
+    now = utcnow()
+    if now - auth_session.last_seen_at >= LAST_SEEN_RESOLUTION:
+        auth_session.last_seen_at = now
+    return Principal(user=user, session=auth_session, via=via)  # type: ignore[arg-type]
+
+
+async def resolve_principal(request: Request, db: SessionDep) -> Principal | None:
+    """The caller: a bearer token first, then the session cookie; None if anonymous."""
+    if "principal" in request.scope.get("state", {}):
+        return request.state.principal
+    principal: Principal | None = None
+    if token := _bearer(request):
+        principal = await _from_bearer(request, db, token)
+    elif cookie := request.cookies.get(_settings(request).session_cookie_name):
+        principal = await _from_cookie(request, db, cookie)
+    request.state.principal = principal
+    return principal
+
+
+@dataclass(frozen=True)
+class Access:
+    """An access rule, used as a dependency; the route × role test reads it."""
+
+    roles: frozenset[Role] | None = None  # None: any role
+    authenticated: bool = True
+    allow_aal1: bool = False
+    require_aal2: bool = False
+
+    async def __call__(self, request: Request, db: SessionDep) -> Principal | None:
+        principal = await resolve_principal(request, db)
+        if principal is None:
+            if self.authenticated:
+                raise Unauthorized("Sign in to continue.",
+                                   headers={"WWW-Authenticate": "Bearer"})
+            return None
+        if self.roles is not None and principal.role not in self.roles:
+            raise Forbidden(f"This needs the role {' or '.join(sorted(self.roles))}.")
+        if principal.user.mfa_enabled and principal.aal != "aal2" and not self.allow_aal1:
+            raise MFARequired("Verify your second factor to continue.")
+        if self.require_aal2 and principal.aal != "aal2":
+            if not principal.user.mfa_enabled:
+                raise MFAEnrolmentRequired("Administrators must set up two-factor sign-in.")
+            raise MFARequired("Verify your second factor to continue.")
+        return principal
+
+
+def require(*roles: Role, allow_aal1: bool = False) -> Access:
+    return Access(roles=frozenset(roles) or None, allow_aal1=allow_aal1)
+
+
+_public = Access(authenticated=False)
+PUBLIC = Depends(_public)
+OptionalPrincipal = Annotated[Principal | None, Depends(_public)]
+CurrentPrincipal = Annotated[Principal, Depends(Access())]
+CurrentPrincipalAAL1 = Annotated[Principal, Depends(Access(allow_aal1=True))]
+AdminPrincipal = Annotated[
+    Principal, Depends(Access(roles=frozenset({Role.admin}), require_aal2=True))
+]
+StudentOrParent = Annotated[Principal, Depends(require(Role.student, Role.parent))]
+TutorPrincipal = Annotated[Principal, Depends(require(Role.tutor))]
+ParentPrincipal = Annotated[Principal, Depends(require(Role.parent))]

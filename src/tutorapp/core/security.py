@@ -1,0 +1,163 @@
+"""Cryptographic building blocks: password hashing, opaque tokens, JWTs, secrets at rest."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import jwt
+from cryptography.fernet import Fernet, InvalidToken
+from pwdlib import PasswordHash
+
+from tutorapp.config import Settings
+
+_password_hash = PasswordHash.recommended()  # argon2id
+JWT_ALGORITHM = "HS256"
+# Argon2 verification of a fixed hash, so unknown emails cost as much as known ones.
+_DUMMY_HASH = _password_hash.hash("not-a-real-password-just-timing")
+
+
+def hash_password(password: str) -> str:
+    return _password_hash.hash(password)
+
+
+def verify_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
+    """(valid, a new hash when the parameters were upgraded)."""
+    if password_hash is None:
+        _password_hash.verify(password, _DUMMY_HASH)
+        return False, None
+    return _password_hash.verify_and_update(password, password_hash)
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    text = files("tutorapp").joinpath("data/common-passwords.txt").read_text()
+    return frozenset(
+        line.strip().lower() for line in text.splitlines() if line and not line.startswith("#")
+    )
+
+
+def password_problem(password: str) -> str | None:
+    """Why this password is refused, or None (NIST 800-63B style: length and a block list)."""
+    if len(password) < 10:
+        return "must be at least 10 characters"
+    if len(password) > 128:
+        return "must be at most 128 characters"
+    if password.lower() in common_passwords():
+        return "is one of the 10,000 most common passwords"
+    return None
+
+
+def new_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def new_numeric_code(digits: int = 6) -> str:
+    return f"{secrets.randbelow(10**digits):0{digits}d}"
+
+
+def token_hash(token: str) -> str:
+    """Opaque tokens are stored as SHA-256: high-entropy, so no salt or slow hash needed."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def keyed_hash(settings: Settings, value: str) -> str:
+    """HMAC for low-entropy secrets (6-digit codes, recovery codes)."""
+    return hmac.new(settings.secret_key.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+# --- secrets at rest ---------------------------------------------------------------
+
+
+def _fernet(settings: Settings) -> Fernet:
+    key = hashlib.sha256(f"at-rest:{settings.secret_key}".encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def encrypt(settings: Settings, plaintext: str) -> str:
+    return _fernet(settings).encrypt(plaintext.encode()).decode()
+
+
+def decrypt(settings: Settings, ciphertext: str) -> str:
+    try:
+        return _fernet(settings).decrypt(ciphertext.encode()).decode()
+    except InvalidToken as exc:
+        raise ValueError("cannot decrypt: the secret key changed?") from exc
+
+
+# --- JWT access tokens ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    sub: uuid.UUID
+    role: str
+    aal: str
+    amr: list[str]
+    session_id: uuid.UUID
+    exp: int
+    jti: str
+
+
+class TokenError(Exception):
+    pass
+
+
+def issue_access_token(
+    settings: Settings, *, user_id: uuid.UUID, role: str, aal: str, amr: list[str],
+    session_id: uuid.UUID, now: datetime,
+) -> tuple[str, int]:
+    """A signed JWT and its lifetime in seconds. Claims follow GoTrue's."""
+    ttl = settings.access_token_ttl_seconds
+    kid, secret = settings.signing_keys[0]
+    claims: dict[str, Any] = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": str(user_id),
+        "role": role,
+        "aal": aal,
+        "amr": [{"method": m, "timestamp": int(now.timestamp())} for m in amr],
+        "session_id": str(session_id),
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=ttl)).timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM, headers={"kid": kid}), ttl
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessClaims:
+    """Verify signature (by `kid`), algorithm, issuer, audience and expiry."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise TokenError("malformed token") from exc
+    keys = dict(settings.signing_keys)
+    secret = keys.get(header.get("kid", ""))
+    if secret is None:
+        raise TokenError("unknown signing key")
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[JWT_ALGORITHM], audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "iat", "sub", "session_id", "aud", "iss", "jti"]},
+        )
+        return AccessClaims(
+            sub=uuid.UUID(claims["sub"]), role=claims["role"], aal=claims["aal"],
+            amr=[m["method"] for m in claims.get("amr", [])],
+            session_id=uuid.UUID(claims["session_id"]), exp=claims["exp"], jti=claims["jti"],
+        )
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
+        raise TokenError(str(exc) or "invalid token") from exc
+
+
+def csrf_token(settings: Settings, session_id: uuid.UUID) -> str:
+    """Bound to the session: a token from another session never validates."""
+    return keyed_hash(settings, f"csrf:{session_id}")
