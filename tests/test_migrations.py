@@ -18,7 +18,9 @@ def schema_diff(url: str) -> list:
             async with engine.connect() as connection:
                 return await connection.run_sync(
                     lambda sync: compare_metadata(
-                        MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+                        MigrationContext.configure(sync, opts={
+                            "compare_type": True, "include_object": migrate.include_object,
+                        }), metadata
                     )
                 )
         finally:

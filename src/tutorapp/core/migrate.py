@@ -27,6 +27,27 @@ def head_revisions() -> tuple[str, ...]:
     return tuple(ScriptDirectory.from_config(config).get_heads())
 
 
+# Objects a migration creates by hand for one dialect only (full-text search, the
+# bookings exclusion constraint): not in the models, so autogenerate must ignore them.
+UNMAPPED_OBJECTS = {
+    ("column", "search_vector"),
+    ("index", "ix_tutor_profiles_search_vector"),
+    ("index", "ex_bookings_no_overlap"),
+}
+UNMAPPED_TABLE_PREFIXES = ("tutor_search",)  # the SQLite FTS5 table and its shadow tables
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool,
+                   compare_to: object) -> bool:
+    """Alembic `include_object` hook: skip the hand-made objects above."""
+    if reflected and compare_to is None and name is not None:
+        if (type_, name) in UNMAPPED_OBJECTS:
+            return False
+        if type_ == "table" and name.startswith(UNMAPPED_TABLE_PREFIXES):
+            return False
+    return True
+
+
 def upgrade(settings: Settings, revision: str = "heads") -> None:
     command.upgrade(alembic_config(settings), revision)
 

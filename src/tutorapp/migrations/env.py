@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from tutorapp.config import Settings
 from tutorapp.core.db import create_engine
+from tutorapp.core.migrate import include_object
 from tutorapp.models import metadata
 
 config = context.config
@@ -21,6 +22,7 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
