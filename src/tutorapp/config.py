@@ -102,6 +102,27 @@ class Settings(BaseSettings):
     login_attempts_per_ip: int = Field(default=50, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)
 
+    # --- marketplace ---
+    booking_hold_minutes: int = Field(
+        default=15, ge=1, description="how long a booking that needs payment is held"
+    )
+    booking_payment_required: bool = Field(
+        default=False, description="new bookings are held until paid (set by the billing issue)"
+    )
+    slot_step_minutes: int = Field(default=30, ge=5, le=60, description="slot start grid")
+    slots_max_days: int = Field(default=62, ge=1, description="widest slots query, in days")
+    default_buffer_minutes: int = Field(default=0, ge=0, le=240)
+    default_min_notice_minutes: int = Field(default=12 * 60, ge=0)
+    default_horizon_days: int = Field(default=90, ge=1)
+    default_free_cancellation_hours: int = Field(default=24, ge=0)
+    review_edit_days: int = Field(default=14, ge=0)
+    series_max_lessons: int = Field(default=52, ge=1)
+    search_page_size_max: int = Field(default=50, ge=1)
+    search_free_time_scan_max: int = Field(
+        default=500, ge=1,
+        description="tutors checked for free time per search page (free-time filter/sort)",
+    )
+
     # --- demo ---
     seed_demo_on_start: bool = Field(
         default=False, description="`tutorapp serve` seeds demo data into an empty database"
