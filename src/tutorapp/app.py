@@ -22,6 +22,8 @@ from tutorapp.core.middleware import (
     SecurityHeadersMiddleware,
 )
 from tutorapp.core.templating import STATIC_DIR, create_templates
+from tutorapp.accounts import api as accounts_api
+from tutorapp.core.ratelimit import RateLimiter
 from tutorapp.ops import api as ops_api
 from tutorapp.ops import pages as ops_pages
 
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database = Database(settings)
+        app.state.rate_limiter = RateLimiter.from_settings(settings)
         try:
             yield
         finally:
@@ -53,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(ops_api.health)
     app.include_router(ops_api.router)
+    for router in accounts_api.routers:
+        app.include_router(router)
     app.include_router(ops_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -123,17 +123,27 @@ class Database:
         async with self.session() as session:
             try:
                 yield session
+            except BaseException as exc:
+                # An expected error may ask to keep what was written before it (a
+                # lockout notice, a revoked session): commit, then re-raise.
+                if not getattr(exc, "keep_changes", False):
+                    await session.rollback()
+                    raise
                 await session.commit()
-            except BaseException:
-                await session.rollback()
+                await _run_after_commit(session)
                 raise
-            for callback in session.info.pop("after_commit", []):
-                await callback()
+            await session.commit()
+            await _run_after_commit(session)
 
     async def dispose(self) -> None:
         engines = {id(e): e for e in [self.primary, *self.replicas]}
         for engine in engines.values():
             await engine.dispose()
+
+
+async def _run_after_commit(session: AsyncSession) -> None:
+    for callback in session.info.pop("after_commit", []):
+        await callback()
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:

@@ -29,11 +29,14 @@ class AppError(Exception):
     title: ClassVar[str] = "Bad request"
 
     def __init__(
-        self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
+        self, detail: str | None = None, *, headers: dict[str, str] | None = None,
+        keep_changes: bool = False, **extra: Any,
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.headers = headers or {}
+        # Commit the unit of work's writes although the request fails (see core/db.py).
+        self.keep_changes = keep_changes
         self.extra = extra
 
 
@@ -68,10 +71,13 @@ class InvalidInput(AppError):
 class TooManyRequests(AppError):
     status, type, title = 429, "/problems/rate-limited", "Too many requests"
 
-    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+    def __init__(
+        self, retry_after: int, detail: str | None = None, *, keep_changes: bool = False
+    ) -> None:
         super().__init__(
             detail or f"Try again in {retry_after} seconds.",
             headers={"Retry-After": str(retry_after)},
+            keep_changes=keep_changes,
             retry_after=retry_after,
         )
 

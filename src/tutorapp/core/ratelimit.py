@@ -38,7 +38,7 @@ class RateLimiter:
             uri = settings.redis_url.replace("redis://", "async+redis://", 1).replace(
                 "rediss://", "async+rediss://", 1
             )
-            return cls(RedisStorage(uri, implementation="redispy", key_prefix="tutorapp"))
+            return cls(RedisStorage(uri, implementation="redispy", key_prefix=settings.redis_key_prefix))
         return cls(MemoryStorage())
 
     @staticmethod
@@ -55,6 +55,10 @@ class RateLimiter:
         """Refuse when the limit is already reached, without counting an attempt."""
         if not await self.strategy.test(self._item(limit), key):
             raise TooManyRequests(await self.retry_after(limit, key))
+
+    async def allows(self, limit: Limit, key: str) -> bool:
+        """Whether one more attempt would be allowed now."""
+        return await self.strategy.test(self._item(limit), key)
 
     async def retry_after(self, limit: Limit, key: str) -> int:
         stats = await self.strategy.get_window_stats(self._item(limit), key)

@@ -8,14 +8,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from tutorapp import __version__
+from tutorapp.accounts.deps import PUBLIC
 from tutorapp.core.db import DatabaseDep
 from tutorapp.core.errors import PROBLEM_JSON, problem_body
 from tutorapp.integrations import capabilities
 from tutorapp.ops.schemas import Meta, Readiness
 from tutorapp.ops.service import readiness
 
-health = APIRouter(prefix="/health", tags=["health"])
-router = APIRouter(prefix="/api/v1", tags=["meta"])
+health = APIRouter(prefix="/health", tags=["health"], dependencies=[PUBLIC])
+router = APIRouter(prefix="/api/v1", tags=["meta"], dependencies=[PUBLIC])
 
 
 @health.get("/live")

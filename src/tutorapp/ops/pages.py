@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-router = APIRouter(include_in_schema=False)
+from tutorapp.accounts.deps import PUBLIC
+
+router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -1,0 +1,407 @@
+"""Signing in and staying signed in: login sessions, access and refresh tokens.
+
+One `AuthSession` row per login, shared by the browser cookie and the API's
+refresh tokens. Access tokens are short-lived JWTs naming the session; every
+request checks that the session is still live, so a sign-out takes effect at once.
+Refresh tokens are opaque, stored hashed and rotated on every use; a token used
+again after its rotation (past a short grace for racing clients) ends the session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tutorapp.accounts.models import AuthSession, RefreshToken, TokenPurpose, User
+from tutorapp.accounts.service import (
+    InvalidToken,
+    check_password,
+    consume_token,
+    get_user,
+    issue_one_time_token,
+    link,
+    user_by_email,
+)
+from tutorapp.config import Settings
+from tutorapp.core import audit
+from tutorapp.core.errors import AppError, InvalidInput, NotFound, TooManyRequests
+from tutorapp.core.ratelimit import Limit, RateLimiter
+from tutorapp.core.security import (
+    hash_password,
+    issue_access_token,
+    keyed_hash,
+    new_numeric_code,
+    new_token,
+    token_hash,
+    verify_password,
+)
+from tutorapp.core.time import utcnow
+from tutorapp.notifications.service import enqueue_email
+
+
+class InvalidCredentials(AppError):
+    status, type, title = 400, "/problems/invalid-credentials", "Invalid login credentials"
+
+
+class InvalidGrant(AppError):
+    status, type, title = 401, "/problems/invalid-grant", "Invalid refresh token"
+
+
+@dataclass(frozen=True)
+class Client:
+    """Where a request comes from, for session records and rate limits."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class Tokens:
+    access_token: str
+    expires_in: int
+    expires_at: int
+    refresh_token: str
+    session: AuthSession
+    user: User
+    cookie_token: str | None = None
+
+
+def _limits(settings: Settings) -> dict[str, Limit]:
+    window = settings.login_window_minutes * 60
+    return {
+        "account": Limit("login-account", settings.login_attempts_per_account, window),
+        "ip": Limit("login-ip", settings.login_attempts_per_ip, window),
+        "otp-send": Limit("otp-send", 1, max(1, settings.email_otp_interval_seconds)),
+        "recover": Limit("recover", 3, 3600),
+        "code": Limit("code-account", settings.login_attempts_per_account, window),
+        "totp": Limit("totp-account", settings.login_attempts_per_account, window),
+    }
+
+
+# --- sessions and tokens ---------------------------------------------------------------
+
+
+async def start_session(
+    db: AsyncSession, settings: Settings, user: User, *, amr: list[str], aal: str,
+    client: Client, with_cookie: bool = False,
+) -> Tokens:
+    now = utcnow()
+    cookie = new_token() if with_cookie else None
+    auth_session = AuthSession(
+        user_id=user.id, aal=aal, amr=",".join(amr), ip=client.ip,
+        user_agent=(client.user_agent or "")[:400] or None,
+        cookie_token_hash=token_hash(cookie) if cookie else None,
+        authenticated_at=now, last_seen_at=now,
+        expires_at=now + timedelta(hours=settings.session_max_age_hours),
+    )
+    db.add(auth_session)
+    await db.flush()
+    return await _issue_tokens(db, settings, user, auth_session, cookie)
+
+
+async def _issue_tokens(
+    db: AsyncSession, settings: Settings, user: User, auth_session: AuthSession,
+    cookie: str | None = None,
+) -> Tokens:
+    now = utcnow()
+    refresh = new_token()
+    db.add(RefreshToken(session_id=auth_session.id, token_hash=token_hash(refresh)))
+    await db.flush()
+    access, ttl = issue_access_token(
+        settings, user_id=user.id, role=user.role.value, aal=auth_session.aal,
+        amr=auth_session.amr.split(","), session_id=auth_session.id, now=now,
+    )
+    return Tokens(access, ttl, int(now.timestamp()) + ttl, refresh, auth_session, user, cookie)
+
+
+async def reauthenticated(
+    db: AsyncSession, settings: Settings, user: User, current: AuthSession, *,
+    client: Client, add_amr: str | None = None, aal: str | None = None,
+    sign_out_others: bool = False,
+) -> Tokens:
+    """Replace the session by a new one (new id, fresh tokens): after re-authentication
+    or a step-up to aal2, so a token or cookie captured before cannot ride along."""
+    amr = current.amr.split(",")
+    if add_amr and add_amr not in amr:
+        amr.append(add_amr)
+    tokens = await start_session(
+        db, settings, user, amr=amr, aal=aal or current.aal, client=client,
+        with_cookie=current.cookie_token_hash is not None,
+    )
+    await revoke(db, [current.id], reason="reauthenticated")
+    if sign_out_others:
+        await revoke_user_sessions(db, user.id, keep=tokens.session.id, reason="signed_out")
+    return tokens
+
+
+async def refresh(
+    db: AsyncSession, settings: Settings, refresh_token: str, client: Client
+) -> Tokens:
+    now = utcnow()
+    row = await db.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token))
+        .with_for_update()
+    )
+    if row is None:
+        raise InvalidGrant("Unknown refresh token.")
+    auth_session = await db.scalar(
+        select(AuthSession).where(AuthSession.id == row.session_id).with_for_update()
+    )
+    assert auth_session is not None
+    idle_deadline = auth_session.last_seen_at + timedelta(
+        minutes=settings.session_idle_timeout_minutes
+    )
+    if auth_session.revoked_at is not None or auth_session.expires_at <= now or idle_deadline <= now:
+        raise InvalidGrant("The session has ended; sign in again.")
+    if row.rotated_at is not None and (
+        now - row.rotated_at > timedelta(seconds=settings.refresh_reuse_grace_seconds)
+    ):
+        await revoke(db, [auth_session.id], reason="refresh_token_reuse")
+        await audit.record(db, "session.revoked_token_reuse", subject_type="session",
+                           subject_id=auth_session.id, actor_id=auth_session.user_id,
+                           ip=client.ip)
+        raise InvalidGrant(
+            "This refresh token was already used; the session has been ended to protect "
+            "the account.", keep_changes=True,
+        )
+    row.rotated_at = row.rotated_at or now
+    auth_session.last_seen_at = now
+    user = await get_user(db, auth_session.user_id)
+    return await _issue_tokens(db, settings, user, auth_session)
+
+
+async def revoke(db: AsyncSession, session_ids: list[uuid.UUID], *, reason: str) -> None:
+    await db.execute(
+        update(AuthSession)
+        .where(AuthSession.id.in_(session_ids), AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+async def revoke_user_sessions(
+    db: AsyncSession, user_id: uuid.UUID, *, keep: uuid.UUID | None = None, reason: str
+) -> None:
+    statement = update(AuthSession).where(
+        AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+    )
+    if keep is not None:
+        statement = statement.where(AuthSession.id != keep)
+    await db.execute(
+        statement.values(revoked_at=utcnow(), revoked_reason=reason)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+async def logout(db: AsyncSession, user: User, current: AuthSession, scope: str) -> None:
+    if scope == "local":
+        await revoke(db, [current.id], reason="signed_out")
+    elif scope == "others":
+        await revoke_user_sessions(db, user.id, keep=current.id, reason="signed_out")
+    else:
+        await revoke_user_sessions(db, user.id, reason="signed_out_everywhere")
+
+
+async def live_sessions(db: AsyncSession, user: User) -> list[AuthSession]:
+    rows = await db.scalars(
+        select(AuthSession).where(
+            AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > utcnow(),
+        ).order_by(AuthSession.last_seen_at.desc())
+    )
+    return list(rows)
+
+
+async def revoke_own_session(db: AsyncSession, user: User, session_id: uuid.UUID) -> None:
+    auth_session = await db.get(AuthSession, session_id)
+    if auth_session is None or auth_session.user_id != user.id or auth_session.revoked_at:
+        raise NotFound("No such active session.")
+    await revoke(db, [session_id], reason="revoked_by_user")
+
+
+# --- password login ------------------------------------------------------------------
+
+
+def _aal_for(user: User) -> tuple[str, bool]:
+    """(aal, needs TOTP next)."""
+    return "aal1", user.mfa_enabled
+
+
+async def login_with_password(
+    db: AsyncSession, settings: Settings, limiter: RateLimiter, *, email: str, password: str,
+    client: Client, with_cookie: bool = False,
+) -> Tokens:
+    limits = _limits(settings)
+    email = email.strip().lower()
+    await limiter.hit(limits["ip"], client.ip or "unknown")
+    await limiter.check(limits["account"], email)
+    user = await user_by_email(db, email)
+    valid, new_hash = verify_password(password, user.password_hash if user else None)
+    if user is None or not valid:
+        await limiter.hit(limits["account"], email)
+        if await limiter.allows(limits["account"], email):
+            raise InvalidCredentials("Wrong email or password.")
+        # This failure used the last attempt: lock the account, tell its owner.
+        if user is not None:
+            await enqueue_email(
+                db, to=email, template="auth/lockout", user_id=user.id,
+                context={"name": user.display_name, "minutes": settings.login_window_minutes,
+                         "link": settings.public_url.rstrip("/") + "/app/reset"},
+            )
+            await audit.record(db, "user.locked_out", subject_type="user",
+                               subject_id=user.id, ip=client.ip)
+        raise TooManyRequests(
+            await limiter.retry_after(limits["account"], email),
+            "Too many failed attempts: the account is locked for a while.", keep_changes=True,
+        )
+    if new_hash:
+        user.password_hash = new_hash
+    await limiter.clear(limits["account"], email)
+    return await _signed_in(db, settings, user, "pwd", client, with_cookie)
+
+
+async def _signed_in(
+    db: AsyncSession, settings: Settings, user: User, method: str, client: Client,
+    with_cookie: bool,
+) -> Tokens:
+    await _notice_new_device(db, user, client)
+    aal, _ = _aal_for(user)
+    tokens = await start_session(db, settings, user, amr=[method], aal=aal, client=client,
+                                 with_cookie=with_cookie)
+    await audit.record(db, "user.signed_in", subject_type="user", subject_id=user.id,
+                       actor_id=user.id, ip=client.ip, method=method)
+    return tokens
+
+
+async def _notice_new_device(db: AsyncSession, user: User, client: Client) -> None:
+    """Email the user when a login comes from a device and address never seen before."""
+    previous = list(await db.execute(
+        select(AuthSession.ip, AuthSession.user_agent).where(AuthSession.user_id == user.id)
+    ))
+    if not previous or not user.email:
+        return
+    if any(ip == client.ip and agent == (client.user_agent or "")[:400] or None
+           for ip, agent in previous):
+        return
+    from tutorapp.accounts.devices import describe_device
+
+    await enqueue_email(
+        db, to=user.email, template="auth/new_device", user_id=user.id,
+        context={"name": user.display_name, "device": describe_device(client.user_agent),
+                 "ip": client.ip or "unknown", "when": utcnow().strftime("%Y-%m-%d %H:%M UTC")},
+    )
+
+
+# --- passwordless: magic link or 6-digit code ----------------------------------------
+
+
+async def send_login_code(
+    db: AsyncSession, settings: Settings, limiter: RateLimiter, *, email: str, client: Client
+) -> None:
+    """One email with both a magic link and a 6-digit code. Same answer whether or not
+    the address has an account; at most one request per address per interval."""
+    limits = _limits(settings)
+    email = email.strip().lower()
+    await limiter.hit(limits["ip"], client.ip or "unknown")
+    await limiter.hit(limits["otp-send"], email)
+    user = await user_by_email(db, email)
+    if user is None:
+        return
+    ttl = timedelta(minutes=settings.email_otp_ttl_minutes)
+    magic = await issue_one_time_token(db, user, TokenPurpose.magic_link, ttl)
+    code = new_numeric_code()
+    await issue_one_time_token(
+        db, user, TokenPurpose.email_code, ttl, secret=code, hashed=keyed_hash(settings, code)
+    )
+    await enqueue_email(
+        db, to=email, template="auth/login_code", user_id=user.id,
+        context={"name": user.display_name, "code": code,
+                 "link": link(settings, "/auth/magic", magic),
+                 "minutes": settings.email_otp_ttl_minutes},
+    )
+
+
+async def login_with_code(
+    db: AsyncSession, settings: Settings, limiter: RateLimiter, *, email: str | None,
+    code: str | None, token: str | None, client: Client, with_cookie: bool = False,
+) -> Tokens:
+    limits = _limits(settings)
+    await limiter.hit(limits["ip"], client.ip or "unknown")
+    if token:
+        row = await consume_token(db, (TokenPurpose.magic_link,), token_hash(token))
+        user, method = await get_user(db, row.user_id), "magiclink"
+    else:
+        if not email or not code:
+            raise InvalidInput("code", "send either the link's token or the email and its code")
+        email = email.strip().lower()
+        await limiter.hit(limits["code"], email)
+        user = await user_by_email(db, email)
+        if user is None:
+            raise InvalidToken("This link or code is invalid, used or expired.")
+        await consume_token(db, (TokenPurpose.email_code,), keyed_hash(settings, code),
+                            user_id=user.id)
+        method = "otp"
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()  # receiving the code proves the address
+    return await _signed_in(db, settings, user, method, client, with_cookie)
+
+
+# --- password reset ------------------------------------------------------------------
+
+
+async def request_password_reset(
+    db: AsyncSession, settings: Settings, limiter: RateLimiter, *, email: str, client: Client
+) -> None:
+    limits = _limits(settings)
+    email = email.strip().lower()
+    await limiter.hit(limits["ip"], client.ip or "unknown")
+    await limiter.hit(limits["recover"], email)
+    user = await user_by_email(db, email)
+    if user is None:
+        return
+    token = await issue_one_time_token(
+        db, user, TokenPurpose.reset_password,
+        timedelta(minutes=settings.password_reset_ttl_minutes),
+    )
+    await enqueue_email(
+        db, to=email, template="auth/reset_password", user_id=user.id,
+        context={"name": user.display_name, "link": link(settings, "/auth/reset", token),
+                 "minutes": settings.password_reset_ttl_minutes},
+    )
+
+
+async def reset_password(
+    db: AsyncSession, settings: Settings, *, token: str, password: str, client: Client
+) -> User:
+    """Set a new password and end every session. It signs nobody in: the next login
+    goes through the second factor as usual, so a reset never bypasses MFA."""
+    check_password(password)
+    row = await consume_token(db, (TokenPurpose.reset_password,), token_hash(token))
+    user = await get_user(db, row.user_id)
+    await set_password(db, user, password, client=client)
+    await revoke_user_sessions(db, user.id, reason="password_reset")
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+    return user
+
+
+async def set_password(db: AsyncSession, user: User, password: str, *, client: Client) -> None:
+    check_password(password, "new_password" if user.password_hash else "password")
+    user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+    await db.flush()
+    await audit.record(db, "user.password_changed", subject_type="user", subject_id=user.id,
+                       actor_id=user.id, ip=client.ip)
+    if user.email:
+        await enqueue_email(db, to=user.email, template="auth/password_changed",
+                            user_id=user.id, context={"name": user.display_name})
+
+
+def check_current_password(user: User, password: str) -> None:
+    valid, _ = verify_password(password, user.password_hash)
+    if not valid:
+        raise InvalidInput("current_password", "is not your current password")
