@@ -26,6 +26,8 @@ from tutorapp.accounts import api as accounts_api
 from tutorapp.core.ratelimit import RateLimiter
 from tutorapp.ops import api as ops_api
 from tutorapp.ops import pages as ops_pages
+from tutorapp.scheduling import api as scheduling_api
+from tutorapp.tutors import api as tutors_api
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(ops_api.health)
     app.include_router(ops_api.router)
+    app.include_router(tutors_api.router)
+    app.include_router(scheduling_api.router)
     for router in accounts_api.routers:
         app.include_router(router)
     app.include_router(ops_pages.router)

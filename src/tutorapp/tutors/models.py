@@ -50,7 +50,7 @@ class Subject(Entity):
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(100))
     parent_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("subjects.id", ondelete="RESTRICT"), index=True
+        ForeignKey("subjects.id"), index=True
     )
     path: Mapped[str] = mapped_column(String(400), unique=True)
 
@@ -109,7 +109,7 @@ class TutorSubject(Entity):
     )
 
     tutor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tutor_profiles.id", ondelete="CASCADE"))
-    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id", ondelete="RESTRICT"))
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"))
     level: Mapped[Level] = mapped_column(_enum(Level))
 
 
@@ -121,6 +121,6 @@ class TutorLanguage(Entity):
     )
 
     tutor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tutor_profiles.id", ondelete="CASCADE"))
-    language_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("languages.id", ondelete="RESTRICT"))
+    language_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("languages.id"))
 
 

@@ -49,7 +49,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', tutorapp.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', tutorapp.core.models.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['parent_id'], ['subjects.id'], name=op.f('fk_subjects_parent_id_subjects'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['parent_id'], ['subjects.id'], name=op.f('fk_subjects_parent_id_subjects')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subjects')),
     sa.UniqueConstraint('path', name=op.f('uq_subjects_path'))
     )
@@ -173,7 +173,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', tutorapp.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', tutorapp.core.models.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['language_id'], ['languages.id'], name=op.f('fk_tutor_languages_language_id_languages'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['language_id'], ['languages.id'], name=op.f('fk_tutor_languages_language_id_languages')),
     sa.ForeignKeyConstraint(['tutor_id'], ['tutor_profiles.id'], name=op.f('fk_tutor_languages_tutor_id_tutor_profiles'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tutor_languages')),
     sa.UniqueConstraint('tutor_id', 'language_id', name=op.f('uq_tutor_languages_tutor_id_language_id'))
@@ -188,7 +188,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', tutorapp.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', tutorapp.core.models.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['subject_id'], ['subjects.id'], name=op.f('fk_tutor_subjects_subject_id_subjects'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['subject_id'], ['subjects.id'], name=op.f('fk_tutor_subjects_subject_id_subjects')),
     sa.ForeignKeyConstraint(['tutor_id'], ['tutor_profiles.id'], name=op.f('fk_tutor_subjects_tutor_id_tutor_profiles'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tutor_subjects')),
     sa.UniqueConstraint('tutor_id', 'subject_id', 'level', name=op.f('uq_tutor_subjects_tutor_id_subject_id_level'))

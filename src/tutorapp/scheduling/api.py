@@ -1,0 +1,255 @@
+"""JSON routes: availability, free slots, bookings, series and calendar feeds."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, status
+from fastapi.responses import JSONResponse, Response
+
+from tutorapp.accounts.deps import (
+    PUBLIC,
+    CurrentPrincipal,
+    OptionalPrincipal,
+    StudentOrParent,
+    TutorPrincipal,
+)
+from tutorapp.config import Settings
+from tutorapp.core.db import ReadSessionDep, SessionDep
+from tutorapp.core.errors import InvalidInput
+from tutorapp.core.time import utcnow
+from tutorapp.scheduling import availability, bookings, calendar, idempotency, schemas, series, timeslots
+from tutorapp.scheduling.models import Booking, BookingStatus
+from tutorapp.tutors import service as tutors
+from tutorapp.tutors.models import TutorProfile
+from tutorapp.tutors.schemas import Money
+
+router = APIRouter(prefix="/api/v1", tags=["scheduling"])
+
+
+def clock(request: Request) -> datetime:
+    """Now; tests pin it with `app.state.clock`."""
+    return getattr(request.app.state, "clock", utcnow)()
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def present(session, booking: Booking) -> schemas.BookingOut:  # noqa: ANN001
+    profile = await session.get(TutorProfile, booking.tutor_id)
+    link = profile.meeting_link if profile and booking.status == BookingStatus.confirmed else None
+    return schemas.BookingOut(
+        id=booking.id, tutor_id=booking.tutor_id, student_id=booking.student_id,
+        booked_by_id=booking.booked_by_id, start=booking.start_at, end=booking.end_at,
+        length=booking.length, status=booking.status, hold_expires_at=booking.hold_expires_at,
+        price=Money(amount_minor=booking.price_minor, currency=booking.currency),
+        series_id=booking.series_id, series_index=booking.series_index,
+        cancelled_at=booking.cancelled_at, refund=booking.refund,
+        tutor_notes=booking.tutor_notes, sequence=booking.sequence, meeting_link=link,
+    )
+
+
+# --- availability -----------------------------------------------------------------
+
+
+@router.get("/tutors/me/availability")
+async def get_own_availability(session: SessionDep, tutor: TutorPrincipal) -> schemas.AvailabilityOut:
+    profile = await tutors.own_profile(session, tutor.id)
+    return await availability.get_availability(session, profile)
+
+
+@router.put("/tutors/me/availability")
+async def set_own_availability(body: schemas.AvailabilityIn, session: SessionDep,
+                               tutor: TutorPrincipal) -> schemas.AvailabilityOut:
+    profile = await tutors.own_profile(session, tutor.id)
+    await availability.set_availability(session, profile, body, actor_id=tutor.id)
+    return await availability.get_availability(session, profile)
+
+
+def _instant(value: str, tz, field: str, *, end: bool) -> datetime:  # noqa: ANN001
+    """A query bound: a date (start of that day in `tz`; `to` dates are inclusive) or an
+    ISO 8601 date-time with an offset."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
+            instant = timeslots.resolve_wall_time(day, time(), tz)
+            if instant is None:  # midnight inside a DST gap: the day starts at the gap's end
+                instant = datetime.combine(day, time(1), tzinfo=tz).astimezone(timeslots.UTC)
+            return instant
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(field, "a date (YYYY-MM-DD) or an ISO 8601 date-time", location="query") from None
+    if parsed.tzinfo is None:
+        raise InvalidInput(field, "a date-time needs an offset, e.g. +02:00 or Z", location="query")
+    return parsed.astimezone(timeslots.UTC)
+
+
+@router.get("/tutors/{tutor_id}/slots")
+async def free_slots(
+    tutor_id: uuid.UUID, request: Request, session: ReadSessionDep, viewer: OptionalPrincipal,
+    from_: Annotated[str, Query(alias="from", max_length=40)],
+    to: Annotated[str, Query(max_length=40)],
+    tz: Annotated[str | None, Query(max_length=64)] = None,
+    length: Annotated[int | None, Query()] = None,
+) -> schemas.SlotsOut:
+    settings = _settings(request)
+    zone_name = tz or (viewer.user.time_zone if viewer else "UTC")
+    try:
+        zone = timeslots.zone(zone_name)
+    except ValueError:
+        raise InvalidInput("tz", "not an IANA time zone, e.g. Europe/London", location="query") from None
+    start = _instant(from_, zone, "from", end=False)
+    end = _instant(to, zone, "to", end=True)
+    if end <= start:
+        raise InvalidInput("to", "must be after from", location="query")
+    if end - start > timedelta(days=settings.slots_max_days):
+        raise InvalidInput("to", f"at most {settings.slots_max_days} days after from", location="query")
+    profile = await tutors.get_profile(session, tutor_id, viewer=viewer.user if viewer else None)
+    length = length or min(profile.lesson_lengths)
+    if length not in profile.lesson_lengths:
+        raise InvalidInput("length", f"this tutor offers {sorted(profile.lesson_lengths)} minutes",
+                           location="query")
+    starts = await availability.slots(session, profile, start, end, length=length,
+                                      settings=settings, now=clock(request))
+    return schemas.SlotsOut(tutor_id=profile.id, tz=zone_name, length=length,
+                            slots=[s.astimezone(zone) for s in starts])
+
+
+# --- bookings ---------------------------------------------------------------------
+
+
+@router.post("/bookings", status_code=status.HTTP_201_CREATED,
+             responses={409: {"description": "the slot is taken"}})
+async def create_booking(
+    body: schemas.BookingIn, request: Request, session: SessionDep, caller: StudentOrParent,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> schemas.BookingOut:
+    settings = _settings(request)
+
+    async def action() -> tuple[int, dict]:
+        booking = await bookings.book(
+            session, caller=caller.user, tutor_id=body.tutor_id, start=body.start,
+            length=body.length, student_id=body.student_id, settings=settings, now=clock(request),
+        )
+        return 201, (await present(session, booking)).model_dump(mode="json")
+
+    fingerprint = idempotency.request_hash("POST", "/api/v1/bookings", body.model_dump(mode="json"))
+    code, payload, replayed = await idempotency.run_once(
+        session, user_id=caller.id, key=idempotency_key, fingerprint=fingerprint, action=action,
+    )
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(payload, status_code=code, headers=headers)  # type: ignore[return-value]
+
+
+@router.get("/bookings")
+async def list_bookings(
+    session: SessionDep, caller: CurrentPrincipal,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: Annotated[datetime | None, Query()] = None,
+) -> list[schemas.BookingOut]:
+    for field, value in (("from", from_), ("to", to)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput(field, "needs an offset, e.g. Z", location="query")
+    rows = await bookings.list_for(session, caller.user, start=from_, end=to)
+    return [await present(session, b) for b in rows]
+
+
+@router.get("/bookings/{booking_id}")
+async def get_booking(booking_id: uuid.UUID, session: SessionDep,
+                      caller: CurrentPrincipal) -> schemas.BookingOut:
+    return await present(session, await bookings.get_for(session, booking_id, caller.user))
+
+
+@router.get("/bookings/{booking_id}/ics")
+async def get_booking_ics(booking_id: uuid.UUID, request: Request, session: SessionDep,
+                          caller: CurrentPrincipal) -> Response:
+    booking = await bookings.get_for(session, booking_id, caller.user)
+    body = await calendar.booking_ics(session, booking, settings=_settings(request))
+    return Response(body, media_type="text/calendar; charset=utf-8")
+
+
+@router.post("/bookings/{booking_id}/approve")
+async def approve_booking(booking_id: uuid.UUID, session: SessionDep,
+                          tutor: TutorPrincipal) -> schemas.BookingOut:
+    return await present(session, await bookings.approve(session, booking_id, tutor.user))
+
+
+@router.post("/bookings/{booking_id}/decline")
+async def decline_booking(booking_id: uuid.UUID, session: SessionDep, tutor: TutorPrincipal,
+                          body: schemas.CancelIn | None = None) -> schemas.BookingOut:
+    reason = body.reason if body else None
+    return await present(session, await bookings.decline(session, booking_id, tutor.user, reason))
+
+
+@router.post("/bookings/{booking_id}/cancel")
+async def cancel_booking(booking_id: uuid.UUID, request: Request, session: SessionDep,
+                         caller: CurrentPrincipal,
+                         body: schemas.CancelIn | None = None) -> list[schemas.BookingOut]:
+    body = body or schemas.CancelIn()
+    done = await bookings.cancel(session, booking_id, caller.user, now=clock(request),
+                                 reason=body.reason, scope=body.scope)
+    return [await present(session, b) for b in done]
+
+
+@router.post("/bookings/{booking_id}/reschedule")
+async def reschedule_booking(booking_id: uuid.UUID, body: schemas.RescheduleIn, request: Request,
+                             session: SessionDep, caller: CurrentPrincipal) -> schemas.BookingOut:
+    booking = await bookings.reschedule(session, booking_id, caller.user, start=body.start,
+                                        settings=_settings(request), now=clock(request))
+    return await present(session, booking)
+
+
+@router.post("/bookings/{booking_id}/complete")
+async def complete_booking(booking_id: uuid.UUID, request: Request, session: SessionDep,
+                           tutor: TutorPrincipal) -> schemas.BookingOut:
+    return await present(session, await bookings.complete(session, booking_id, tutor.user,
+                                                          now=clock(request)))
+
+
+@router.post("/bookings/{booking_id}/no-show")
+async def no_show_booking(booking_id: uuid.UUID, request: Request, session: SessionDep,
+                          tutor: TutorPrincipal) -> schemas.BookingOut:
+    return await present(session, await bookings.no_show(session, booking_id, tutor.user,
+                                                         now=clock(request)))
+
+
+@router.put("/bookings/{booking_id}/notes")
+async def set_booking_notes(booking_id: uuid.UUID, body: schemas.NotesIn, session: SessionDep,
+                            tutor: TutorPrincipal) -> schemas.BookingOut:
+    return await present(session, await bookings.set_notes(session, booking_id, tutor.user,
+                                                           body.notes))
+
+
+# --- series -----------------------------------------------------------------------
+
+
+@router.post("/series", status_code=status.HTTP_201_CREATED)
+async def create_series(body: schemas.SeriesIn, request: Request, session: SessionDep,
+                        caller: StudentOrParent) -> schemas.SeriesOut:
+    created, booked, conflicts = await series.book_series(
+        session, caller=caller.user, data=body, settings=_settings(request), now=clock(request),
+    )
+    return schemas.SeriesOut(id=created.id, bookings=[await present(session, b) for b in booked],
+                             conflicts=conflicts)
+
+
+# --- calendar feeds -----------------------------------------------------------------
+
+
+@router.post("/calendar/feed")
+async def regenerate_calendar_feed(request: Request, session: SessionDep,
+                                   caller: CurrentPrincipal) -> schemas.FeedOut:
+    """Create or replace the caller's secret ICS feed URL (the old one stops working)."""
+    url = await calendar.regenerate_feed(session, caller.user, settings=_settings(request))
+    return schemas.FeedOut(url=url)
+
+
+@router.get("/calendar/feeds/{token}.ics", dependencies=[PUBLIC])
+async def calendar_feed(token: str, request: Request,
+                        session: ReadSessionDep) -> Response:
+    body = await calendar.feed_ics(session, token, settings=_settings(request), now=clock(request))
+    return Response(body, media_type="text/calendar; charset=utf-8",
+                    headers={"Cache-Control": "private, max-age=300"})

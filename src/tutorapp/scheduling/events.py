@@ -1,0 +1,40 @@
+"""Domain events of scheduling (`booking.confirmed`, `booking.cancelled`, ...).
+
+`emit` records the event on the session; once the transaction commits, the handlers
+registered with `on_event` run (emails, reminders, the jobs engine). Nothing runs
+on rollback. Handlers receive (event name, booking id, data) and must take ids,
+reload fresh data and be safe to run twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tutorapp.core.db import after_commit
+
+Handler = Callable[[str, uuid.UUID, dict[str, Any]], Awaitable[None]]
+_handlers: list[Handler] = []
+
+
+def on_event(handler: Handler) -> Handler:
+    """Register a handler for every scheduling event (usable as a decorator)."""
+    _handlers.append(handler)
+    return handler
+
+
+def recorded(session: AsyncSession) -> list[tuple[str, uuid.UUID, dict[str, Any]]]:
+    """The events emitted in this session so far (tests, debugging)."""
+    return session.info.setdefault("domain_events", [])
+
+
+async def emit(session: AsyncSession, name: str, booking_id: uuid.UUID, **data: Any) -> None:
+    recorded(session).append((name, booking_id, data))
+    for handler in list(_handlers):
+        async def deliver(handler: Handler = handler) -> None:
+            await handler(name, booking_id, data)
+
+        after_commit(session, deliver)

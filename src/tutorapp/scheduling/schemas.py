@@ -1,0 +1,140 @@
+"""Request and response bodies of availability, slots, bookings, series and calendars."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from tutorapp.scheduling.models import BookingStatus
+from tutorapp.scheduling.timeslots import OverrideKind
+from tutorapp.tutors.schemas import Money
+
+LessonLength = Literal[30, 45, 60, 90]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuleIn(Strict):
+    weekday: int = Field(ge=0, le=6, description="0 = Monday")
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, tutor's zone")
+    end: str = Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RuleIn:
+        if minutes(self.end) <= minutes(self.start):
+            raise ValueError("end must be after start")
+        return self
+
+
+class OverrideIn(Strict):
+    day: date
+    kind: OverrideKind
+    start: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str | None = Field(default=None, pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+    @model_validator(mode="after")
+    def _hours(self) -> OverrideIn:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end, or neither (a whole day off)")
+        if self.start is None and self.kind == OverrideKind.extra:
+            raise ValueError("extra hours need start and end")
+        if self.start is not None and minutes(self.end or "") <= minutes(self.start):
+            raise ValueError("end must be after start")
+        return self
+
+
+def minutes(hhmm: str) -> int:
+    hours, mins = hhmm.split(":")
+    return int(hours) * 60 + int(mins)
+
+
+def hhmm(value: int) -> str:
+    return f"{value // 60:02d}:{value % 60:02d}"
+
+
+class AvailabilityIn(Strict):
+    rules: list[RuleIn] = Field(max_length=100)
+    overrides: list[OverrideIn] = Field(default_factory=list, max_length=500)
+
+
+class AvailabilityOut(BaseModel):
+    time_zone: str
+    rules: list[RuleIn]
+    overrides: list[OverrideIn]
+
+
+class SlotsOut(BaseModel):
+    tutor_id: uuid.UUID
+    tz: str
+    length: int
+    slots: list[datetime]
+
+
+class BookingIn(Strict):
+    tutor_id: uuid.UUID
+    start: AwareDatetime = Field(description="ISO 8601 with an offset")
+    length: LessonLength
+    student_id: uuid.UUID | None = Field(default=None, description="a parent books for a child")
+
+
+class SeriesIn(BookingIn):
+    count: int = Field(ge=2, le=52)
+    mode: Literal["all_or_nothing", "available"] = "all_or_nothing"
+    time_zone: str | None = Field(
+        default=None, description="zone whose wall-clock time is kept; default: the caller's"
+    )
+
+
+class BookingOut(BaseModel):
+    id: uuid.UUID
+    tutor_id: uuid.UUID
+    student_id: uuid.UUID
+    booked_by_id: uuid.UUID
+    start: datetime
+    end: datetime
+    length: int
+    status: BookingStatus
+    hold_expires_at: datetime | None
+    price: Money
+    series_id: uuid.UUID | None
+    series_index: int | None
+    cancelled_at: datetime | None
+    refund: bool | None
+    tutor_notes: str | None
+    sequence: int
+    meeting_link: str | None = None
+
+
+class Conflict(BaseModel):
+    index: int
+    date: date
+    start: datetime | None
+    reason: str
+
+
+class SeriesOut(BaseModel):
+    id: uuid.UUID
+    bookings: list[BookingOut]
+    conflicts: list[Conflict]
+
+
+class CancelIn(Strict):
+    reason: str | None = Field(default=None, max_length=500)
+    scope: Literal["this", "following"] = "this"
+
+
+class RescheduleIn(Strict):
+    start: AwareDatetime
+
+
+class NotesIn(Strict):
+    notes: str = Field(max_length=20_000)
+
+
+class FeedOut(BaseModel):
+    url: str

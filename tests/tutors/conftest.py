@@ -1,0 +1,1 @@
+from tests.scheduling.conftest import market  # noqa: F401
