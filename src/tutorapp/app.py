@@ -24,6 +24,7 @@ from tutorapp.core.middleware import (
 from tutorapp.core.templating import STATIC_DIR, create_templates
 from tutorapp.accounts import api as accounts_api
 from tutorapp.core.ratelimit import RateLimiter
+from tutorapp.jobs import worker as jobs_worker
 from tutorapp.ops import api as ops_api
 from tutorapp.ops import pages as ops_pages
 from tutorapp.scheduling import api as scheduling_api
@@ -38,9 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database = Database(settings)
         app.state.rate_limiter = RateLimiter.from_settings(settings)
+        await jobs_worker.start_embedded(settings)
         try:
             yield
         finally:
+            await jobs_worker.stop_embedded()
             await app.state.database.dispose()
 
     app = FastAPI(
