@@ -47,3 +47,22 @@ class EmailMessage(Entity):
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SuppressionReason(enum.StrEnum):
+    bounced = "bounced"
+    complained = "complained"
+    manual = "manual"
+
+
+class EmailSuppression(Entity):
+    """An address we must not mail again (it bounced, or its owner complained)."""
+
+    __tablename__ = "email_suppressions"
+
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[SuppressionReason] = mapped_column(
+        Enum(SuppressionReason, native_enum=False, length=16,
+             values_callable=lambda e: [m.value for m in e]),
+    )
+    source_event_id: Mapped[str | None] = mapped_column(String(200))

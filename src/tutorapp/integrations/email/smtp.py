@@ -1,0 +1,67 @@
+"""SMTP delivery with aiosmtplib (STARTTLS or implicit TLS, optional login)."""
+
+from __future__ import annotations
+
+import base64
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import aiosmtplib
+
+from tutorapp.config import Settings
+from tutorapp.integrations.email.base import EmailDeliveryError, EmailRejected, OutgoingEmail
+
+
+def build_message(email: OutgoingEmail, *, domain: str | None = None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = email.sender
+    message["To"] = email.to
+    message["Subject"] = email.subject
+    # A stable Message-ID per outbox row lets receivers spot a re-sent duplicate.
+    message["Message-ID"] = make_msgid(idstring=email.id, domain=domain)
+    message.set_content(email.text)
+    message.add_alternative(email.html, subtype="html")
+    for attachment in email.attachments:
+        maintype, _, subtype = attachment.get("content_type", "text/plain").partition("/")
+        content = attachment["content"]
+        data = base64.b64decode(content) if attachment.get("base64") else content.encode()
+        message.add_attachment(data, maintype=maintype, subtype=subtype or "plain",
+                               filename=attachment["filename"])
+    return message
+
+
+class SMTPProvider:
+    name = "smtp"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def send(self, email: OutgoingEmail) -> str:
+        s = self.settings
+        message = build_message(email, domain=s.smtp_host)
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username,
+                password=s.smtp_password,
+                use_tls=s.smtp_implicit_tls,
+                start_tls=s.smtp_starttls and not s.smtp_implicit_tls,
+                timeout=s.smtp_timeout_seconds,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [error.code for error in exc.recipients]
+            if all(500 <= code < 600 for code in codes):
+                raise EmailRejected(f"recipient refused: {exc}") from exc
+            raise EmailDeliveryError(f"recipient deferred: {exc}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            if 500 <= exc.code < 600 and not isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+                raise EmailRejected(f"SMTP {exc.code}: {exc.message}") from exc
+            raise EmailDeliveryError(f"SMTP {exc.code}: {exc.message}") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise EmailDeliveryError(f"SMTP unavailable: {exc}") from exc
+        return message["Message-ID"]
+
+    async def send_batch(self, emails: list[OutgoingEmail]) -> list[str]:
+        return [await self.send(email) for email in emails]

@@ -1,0 +1,120 @@
+"""Background functions of notifications: deliver emails, release deferred ones,
+record bounces and complaints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from tutorapp.config import Settings
+from tutorapp.integrations.email import get_provider
+from tutorapp.integrations.email.base import OutgoingEmail
+from tutorapp.jobs.engine import RateLimit, enqueue, function, runtime, step
+from tutorapp.notifications import service
+from tutorapp.notifications.models import SuppressionReason
+
+# A message younger than this is still being started by the request that stored it.
+SWEEP_GRACE = timedelta(seconds=30)
+SWEEP_BATCH = 1000
+
+
+def vendor_rate_limit(settings: Settings) -> RateLimit | None:
+    """The outbox needs no rate limit; a vendor gets `TUTORAPP_EMAIL_RATE_LIMIT_PER_SECOND`."""
+    if settings.email_provider == "outbox":
+        return None
+    rate = settings.email_rate_limit_per_second
+    return RateLimit(limit=max(1, round(rate)), period=max(1.0, round(rate)) / rate)
+
+
+async def _claim(message_id: str) -> dict[str, Any]:
+    async with runtime.database().unit_of_work() as session:
+        return await service.claim_for_delivery(session, runtime.settings, uuid.UUID(message_id))
+
+
+async def _send(email: dict[str, Any]) -> dict[str, str]:
+    provider = get_provider(runtime.settings)
+    provider_id = await provider.send(OutgoingEmail(**email))
+    return {"provider": provider.name, "id": provider_id}
+
+
+async def _mark_sent(message_id: str, provider: str, provider_message_id: str) -> None:
+    async with runtime.database().unit_of_work() as session:
+        await service.mark_sent(session, uuid.UUID(message_id), provider=provider,
+                                provider_message_id=provider_message_id)
+
+
+async def _mark_failed(message_id: str, error: str, counted_on: str | None) -> None:
+    async with runtime.database().unit_of_work() as session:
+        await service.mark_failed(session, uuid.UUID(message_id), error=error,
+                                  counted_on=counted_on)
+
+
+@function("email.deliver", concurrency=20, rate_limit=vendor_rate_limit)
+async def deliver(message_id: str) -> str:
+    """Deliver one queued EmailMessage through the configured provider. Safe to run
+    twice: a message that is no longer queued is skipped, and the provider step is
+    checkpointed (Resend also dedupes by the message id)."""
+    claim = await step("email.claim", _claim, message_id)
+    if claim["outcome"] != "send":
+        return claim["outcome"]
+    try:
+        sent = await step("email.send", _send, claim["email"], retry=True)
+    except Exception as exc:
+        await step("email.record_failure", _mark_failed, message_id, _describe(exc),
+                   claim["day"])
+        raise
+    await step("email.record_sent", _mark_sent, message_id, sent["provider"], sent["id"])
+    return "sent"
+
+
+def _describe(exc: BaseException) -> str:
+    cause = exc
+    while cause.__cause__ is not None and not str(cause):
+        cause = cause.__cause__
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _start_due() -> int:
+    async with runtime.database().session() as session:
+        messages = await service.due_messages(session, older_than=SWEEP_GRACE, limit=SWEEP_BATCH)
+        keys = [(str(m.id), service.delivery_key(m)) for m in messages]
+    for message_id, key in keys:
+        await enqueue(service.DELIVER, message_id, key=key)
+    return len(keys)
+
+
+@function("email.sweep", cron="* * * * *", concurrency=1)
+async def sweep(scheduled_at: datetime) -> int:
+    """Every minute: start delivery of queued messages that are due and not yet
+    started: mail deferred past the daily cap (due at midnight), and mail whose
+    after-commit start was lost. Enqueueing is keyed, so a running delivery is
+    never started twice."""
+    return await step("email.start_due", _start_due)
+
+
+FEEDBACK_EVENTS = {
+    "email.bounced": SuppressionReason.bounced,
+    "email.complained": SuppressionReason.complained,
+}
+
+
+async def _suppress(event: dict[str, Any]) -> int:
+    payload = event["data"]
+    reason = FEEDBACK_EVENTS.get(payload.get("type", ""))
+    if reason is None:
+        return 0
+    recipients = payload.get("data", {}).get("to") or []
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    added = 0
+    async with runtime.database().unit_of_work() as session:
+        for address in recipients:
+            added += await service.suppress(session, address, reason, source_event_id=event["id"])
+    return added
+
+
+@function("email.record_feedback", on="resend.webhook", concurrency=5)
+async def record_feedback(event: dict[str, Any]) -> int:
+    """A Resend bounce or complaint: never mail that address again."""
+    return await step("email.suppress", _suppress, event)
