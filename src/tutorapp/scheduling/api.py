@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, status
@@ -69,24 +69,6 @@ async def set_own_availability(body: schemas.AvailabilityIn, session: SessionDep
     return await availability.get_availability(session, profile)
 
 
-def _instant(value: str, tz, field: str, *, end: bool) -> datetime:  # noqa: ANN001
-    """A query bound: a date (start of that day in `tz`; `to` dates are inclusive) or an
-    ISO 8601 date-time with an offset."""
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
-            instant = timeslots.resolve_wall_time(day, time(), tz)
-            if instant is None:  # midnight inside a DST gap: the day starts at the gap's end
-                instant = datetime.combine(day, time(1), tzinfo=tz).astimezone(timeslots.UTC)
-            return instant
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(field, "a date (YYYY-MM-DD) or an ISO 8601 date-time", location="query") from None
-    if parsed.tzinfo is None:
-        raise InvalidInput(field, "a date-time needs an offset, e.g. +02:00 or Z", location="query")
-    return parsed.astimezone(timeslots.UTC)
-
-
 @router.get("/tutors/{tutor_id}/slots")
 async def free_slots(
     tutor_id: uuid.UUID, request: Request, session: ReadSessionDep, viewer: OptionalPrincipal,
@@ -101,8 +83,8 @@ async def free_slots(
         zone = timeslots.zone(zone_name)
     except ValueError:
         raise InvalidInput("tz", "not an IANA time zone, e.g. Europe/London", location="query") from None
-    start = _instant(from_, zone, "from", end=False)
-    end = _instant(to, zone, "to", end=True)
+    start = availability.parse_bound(from_, zone, "from", end=False)
+    end = availability.parse_bound(to, zone, "to", end=True)
     if end <= start:
         raise InvalidInput("to", "must be after from", location="query")
     if end - start > timedelta(days=settings.slots_max_days):

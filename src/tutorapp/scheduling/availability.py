@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
+from tutorapp.core.errors import InvalidInput
 from tutorapp.scheduling import schemas, timeslots
 from tutorapp.scheduling.models import (
     ACTIVE_STATUSES,
@@ -119,3 +123,75 @@ async def slots(session: AsyncSession, profile: TutorProfile, start: datetime, e
     starts = timeslots.slot_starts(free, timeslots.zone(profile.time_zone), length=length,
                                    step=settings.slot_step_minutes, earliest=lo)
     return [s for s in starts if s < hi]
+
+
+def parse_bound(value: str, tz: ZoneInfo, field: str, *, end: bool) -> datetime:
+    """A query bound: a date (the start of that day in `tz`; an end date is inclusive) or
+    an ISO 8601 date-time with an offset."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
+            instant = timeslots.resolve_wall_time(day, time(), tz)
+            if instant is None:  # midnight inside a DST gap: the day starts when the gap ends
+                instant = timeslots.resolve_wall_time(day, time(1), tz)
+            assert instant is not None
+            return instant
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(field, "a date (YYYY-MM-DD) or an ISO 8601 date-time",
+                           location="query") from None
+    if parsed.tzinfo is None:
+        raise InvalidInput(field, "a date-time needs an offset, e.g. +02:00 or Z", location="query")
+    return parsed.astimezone(timeslots.UTC)
+
+
+async def first_slots(session: AsyncSession, profiles: Sequence[TutorProfile], start: datetime,
+                      end: datetime, *, settings: Settings, now: datetime,
+                      length: int | None = None) -> dict[uuid.UUID, datetime | None]:
+    """The first free start in [start, end) of each tutor (of `length`, default each
+    tutor's shortest lesson), with three queries for the whole batch."""
+    ids = [p.id for p in profiles]
+    if not ids:
+        return {}
+    rules: dict[uuid.UUID, list[WeeklyRule]] = defaultdict(list)
+    overrides: dict[uuid.UUID, list[DateOverride]] = defaultdict(list)
+    for r in await session.scalars(select(AvailabilityRule).where(AvailabilityRule.tutor_id.in_(ids))):
+        rules[r.tutor_id].append(WeeklyRule(r.weekday, r.start_minute, r.end_minute))
+    for o in await session.scalars(
+        select(AvailabilityOverride).where(AvailabilityOverride.tutor_id.in_(ids),
+                                           AvailabilityOverride.day >= (start - timedelta(days=2)).date(),
+                                           AvailabilityOverride.day <= (end + timedelta(days=2)).date())
+    ):
+        overrides[o.tutor_id].append(DateOverride(o.day, o.kind, o.start_minute, o.end_minute))
+    horizon = end + timedelta(days=1, hours=4)
+    taken: dict[uuid.UUID, list[tuple[datetime, datetime]]] = defaultdict(list)
+    rows = await session.execute(
+        select(Booking.tutor_id, Booking.start_at, Booking.blocked_until).where(
+            Booking.tutor_id.in_(ids), Booking.status.in_(ACTIVE_STATUSES),
+            Booking.start_at < horizon, Booking.blocked_until > start - timedelta(hours=4),
+        )
+    )
+    for tutor_id, s, b in rows:
+        taken[tutor_id].append((s, b))
+    out: dict[uuid.UUID, datetime | None] = {}
+    for profile in profiles:
+        out[profile.id] = None
+        if not rules[profile.id] and not overrides[profile.id]:
+            continue
+        wanted = length or min(profile.lesson_lengths)
+        if wanted not in profile.lesson_lengths:
+            continue
+        earliest, latest = bookable_window(profile, now)
+        lo, hi = max(start, earliest), min(end, latest + timedelta(microseconds=1))
+        if lo >= hi:
+            continue
+        tz = timeslots.zone(profile.time_zone)
+        buffer = timedelta(minutes=profile.buffer_minutes)
+        free = timeslots.availability(rules[profile.id], overrides[profile.id], tz, lo,
+                                      hi + timedelta(days=1))
+        free = timeslots.subtract(free, [(s - buffer, b) for s, b in taken[profile.id]])
+        starts = timeslots.slot_starts(free, tz, length=wanted, step=settings.slot_step_minutes,
+                                       earliest=lo)
+        if starts and starts[0] < hi:
+            out[profile.id] = starts[0]
+    return out

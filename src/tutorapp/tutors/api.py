@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 
 from tutorapp.accounts.deps import PUBLIC, AdminPrincipal, OptionalPrincipal, TutorPrincipal
 from tutorapp.core.db import ReadSessionDep, SessionDep
-from tutorapp.tutors import schemas, service
+from tutorapp.core.errors import InvalidInput
+from tutorapp.scheduling import timeslots
+from tutorapp.scheduling.availability import parse_bound
+from tutorapp.tutors import schemas, search, service
 from tutorapp.tutors.models import Level, ProfileStatus
 
 router = APIRouter(prefix="/api/v1", tags=["catalogue & tutors"])
@@ -105,3 +109,44 @@ async def get_profile(tutor_id: uuid.UUID, session: ReadSessionDep,
     profile = await service.get_profile(session, tutor_id,
                                         viewer=viewer.user if viewer else None)
     return await service.present(session, profile)
+
+
+# --- search -----------------------------------------------------------------------
+
+
+@router.get("/tutors", dependencies=[PUBLIC])
+async def search_tutors(
+    request: Request, session: ReadSessionDep,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    subject: Annotated[str | None, Query(max_length=400, description="id or path")] = None,
+    level: Level | None = None,
+    language: Annotated[str | None, Query(max_length=16)] = None,
+    min_price: Annotated[int | None, Query(ge=0)] = None,
+    max_price: Annotated[int | None, Query(ge=0)] = None,
+    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
+    min_rating: Annotated[float | None, Query(ge=0, le=5)] = None,
+    free_from: Annotated[str | None, Query(max_length=40)] = None,
+    free_to: Annotated[str | None, Query(max_length=40)] = None,
+    tz: Annotated[str, Query(max_length=64)] = "UTC",
+    length: Annotated[int | None, Query()] = None,
+    sort: Annotated[str, Query(max_length=16)] = "relevance",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> schemas.SearchPage:
+    """Approved tutors; see docs/api-marketplace.md for the rules of each parameter."""
+    from tutorapp.scheduling.api import clock
+
+    settings = request.app.state.settings
+    try:
+        zone = timeslots.zone(tz)
+    except ValueError:
+        raise InvalidInput("tz", "not an IANA time zone", location="query") from None
+    query = search.Query(
+        q=q, subject=subject, level=level, language=language, min_price=min_price,
+        max_price=max_price, currency=currency, min_rating=min_rating,
+        free_from=None if free_from is None else parse_bound(free_from, zone, "free_from", end=False),
+        free_to=None if free_to is None else parse_bound(free_to, zone, "free_to", end=True),
+        length=length, sort=sort, limit=min(limit, settings.search_page_size_max), cursor=cursor,
+    )
+    return await search.search(session, query, settings=settings, now=clock(request),
+                               dialect=request.app.state.database.dialect)
