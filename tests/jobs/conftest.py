@@ -49,6 +49,7 @@ class Worker:
 
     async def stop(self) -> None:
         await asyncio.to_thread(engine.stop_worker)
+        engine.release_event_loop_executor()
 
     async def result(self, workflow_id: str, timeout: float = 30) -> Any:
         handle = await DBOS.retrieve_workflow_async(workflow_id)

@@ -383,6 +383,14 @@ def stop_worker(*, drain_seconds: int = 0) -> None:
     runtime.executor_id = None
 
 
+def release_event_loop_executor() -> None:
+    """DBOS lends its thread pool to the event loops that call its async API; once
+    DBOS is destroyed that pool is shut down, so give the current loop a fresh one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
+
+
 def _wait_for_active_workflows(seconds: float) -> None:
     import time
 

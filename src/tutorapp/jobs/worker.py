@@ -75,6 +75,7 @@ async def stop_embedded(drain_seconds: int = 5) -> None:
     global _embedded
     if _embedded:
         await asyncio.to_thread(engine.stop_worker, drain_seconds=drain_seconds)
+        engine.release_event_loop_executor()
         _embedded = False
         _release_sqlite_lock()
 
