@@ -27,6 +27,7 @@ from tutorapp.core.ratelimit import RateLimiter
 from tutorapp.jobs import worker as jobs_worker
 from tutorapp.ops import api as ops_api
 from tutorapp.ops import pages as ops_pages
+from tutorapp.reviews import api as reviews_api
 from tutorapp.scheduling import api as scheduling_api
 from tutorapp.tutors import api as tutors_api
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_api.router)
     app.include_router(tutors_api.router)
     app.include_router(scheduling_api.router)
+    app.include_router(reviews_api.router)
     for router in accounts_api.routers:
         app.include_router(router)
     app.include_router(ops_pages.router)

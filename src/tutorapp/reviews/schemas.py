@@ -1,0 +1,46 @@
+"""Request and response bodies of reviews."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stars: int = Field(ge=1, le=5)
+    text: str = Field(default="", max_length=5000)
+
+
+class ReviewEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stars: int | None = Field(default=None, ge=1, le=5)
+    text: str | None = Field(default=None, max_length=5000)
+
+
+class ReplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class ReviewOut(BaseModel):
+    id: uuid.UUID
+    booking_id: uuid.UUID
+    tutor_id: uuid.UUID
+    author_id: uuid.UUID
+    stars: int
+    text: str
+    reply: str | None
+    replied_at: datetime | None
+    created_at: datetime
+    editable_until: datetime
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewOut]
+    next_cursor: str | None
