@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from tests.scheduling.conftest import Market, approved_tutor, sign_in
 from tutorapp.accounts.models import Role
 from tutorapp.core.audit import AuditEvent
+from tutorapp.jobs.models import JobEvent
 from tutorapp.scheduling import bookings as booking_service
 from tutorapp.scheduling.models import Booking
 
@@ -215,6 +216,11 @@ async def test_complete_no_show_and_notes(app, client, market: Market, db) -> No
             select(AuditEvent.action).where(AuditEvent.subject_id == lesson["id"])
             .order_by(AuditEvent.created_at)))
     assert actions == ["booking.confirmed", "booking.completed", "booking.notes_updated"]
+    async with db.session() as session:
+        events = set((await session.execute(
+            select(JobEvent.name, JobEvent.key).where(JobEvent.key.startswith(lesson["id"])))).all())
+    assert events == {("booking.confirmed", f"{lesson['id']}:0"),
+                      ("booking.completed", f"{lesson['id']}:1")}
 
 
 async def test_held_booking_expires_and_frees_the_slot(app, client, market: Market, db) -> None:

@@ -124,7 +124,7 @@ async def book(session: AsyncSession, *, caller: User, tutor_id: uuid.UUID, star
     await record(session, f"booking.{status}", subject_type="booking", subject_id=booking.id,
                  actor_id=caller.id, tutor_id=str(profile.id), start=start.isoformat(),
                  length=length)
-    await emit(session, f"booking.{status}", booking.id)
+    await emit(session, f"booking.{status}", booking.id, sequence=booking.sequence)
     return booking
 
 
@@ -178,7 +178,7 @@ async def _transition(session: AsyncSession, booking: Booking, to: BookingStatus
     await session.flush()
     await record(session, f"booking.{to}", subject_type="booking", subject_id=booking.id,
                  actor_id=actor_id, before=str(before), **data)
-    await emit(session, f"booking.{to}", booking.id, before=str(before))
+    await emit(session, f"booking.{to}", booking.id, sequence=booking.sequence, before=str(before))
     return booking
 
 
@@ -308,7 +308,8 @@ async def reschedule(session: AsyncSession, booking_id: uuid.UUID, actor: User, 
         raise SlotTaken("That time was just taken: pick another slot.") from exc
     await record(session, "booking.rescheduled", subject_type="booking", subject_id=booking.id,
                  actor_id=actor.id, before=before.isoformat(), after=start.isoformat())
-    await emit(session, "booking.rescheduled", booking.id, before=before.isoformat())
+    await emit(session, "booking.rescheduled", booking.id, sequence=booking.sequence,
+               before=before.isoformat())
     return booking
 
 

@@ -1,9 +1,11 @@
 """Domain events of scheduling (`booking.confirmed`, `booking.cancelled`, ...).
 
-`emit` records the event on the session; once the transaction commits, the handlers
-registered with `on_event` run (emails, reminders, the jobs engine). Nothing runs
-on rollback. Handlers receive (event name, booking id, data) and must take ids,
-reload fresh data and be safe to run twice.
+`emit` records the event in the caller's transaction with the jobs engine
+(`tutorapp.jobs.engine.emit`: functions subscribed to the event start after commit,
+once per (name, key)), and runs the in-process handlers registered with `on_event`
+after commit. Nothing runs on rollback. The key is `<booking id>:<sequence>`, so a
+retried transition is one event. Handlers receive (event name, booking id, data)
+and must take ids, reload fresh data and be safe to run twice.
 """
 
 from __future__ import annotations
@@ -31,8 +33,13 @@ def recorded(session: AsyncSession) -> list[tuple[str, uuid.UUID, dict[str, Any]
     return session.info.setdefault("domain_events", [])
 
 
-async def emit(session: AsyncSession, name: str, booking_id: uuid.UUID, **data: Any) -> None:
+async def emit(session: AsyncSession, name: str, booking_id: uuid.UUID, *, sequence: int,
+               **data: Any) -> None:
+    from tutorapp.jobs import engine as jobs
+
     recorded(session).append((name, booking_id, data))
+    await jobs.emit(session, name, {"booking_id": str(booking_id), **data},
+                    event_id=f"{booking_id}:{sequence}")
     for handler in list(_handlers):
         async def deliver(handler: Handler = handler) -> None:
             await handler(name, booking_id, data)
