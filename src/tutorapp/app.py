@@ -23,6 +23,7 @@ from tutorapp.core.middleware import (
 )
 from tutorapp.core.templating import STATIC_DIR, create_templates
 from tutorapp.accounts import api as accounts_api
+from tutorapp.accounts import pages as accounts_pages
 from tutorapp.core.ratelimit import RateLimiter
 from tutorapp.jobs import worker as jobs_worker
 from tutorapp.ops import api as ops_api
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in accounts_api.routers:
         app.include_router(router)
     app.include_router(ops_pages.router)
+    app.include_router(accounts_pages.router)
+    app.state.templates.context_processors.append(accounts_pages.template_context)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Added last = runs first. Order, outermost first: request context, trusted

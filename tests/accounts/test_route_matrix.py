@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from tests.factories import make_user
 from tutorapp.accounts import sessions
 from tutorapp.accounts.deps import Access
+from tutorapp.accounts.pages import FORM_COOKIE
 from tutorapp.accounts.models import Role, User
 from tutorapp.core.db import Database
 
@@ -93,9 +94,15 @@ async def test_route_by_role_matrix(app: FastAPI, client: httpx.AsyncClient, db:
             headers = {"accept": "application/json"}
             if user is not None:
                 headers["Authorization"] = f"Bearer {await fresh_token(db, user)}"
-            body = {} if method in {"POST", "PUT", "PATCH", "DELETE"} else None
-            response = await client.request(method, path, headers=headers, json=body,
-                                            follow_redirects=False)
+            send: dict = {}
+            if method in {"POST", "PUT", "PATCH", "DELETE"}:
+                if route.path.startswith("/api/"):
+                    send["json"] = {}
+                else:  # a page's form, with its double-submit CSRF token
+                    client.cookies.set(FORM_COOKIE, "matrix-token")
+                    send["data"] = {"csrf_token": "matrix-token"}
+            response = await client.request(method, path, headers=headers,
+                                            follow_redirects=False, **send)
             allowed = expected(rule, caller, route.path)
             ok = (response.status_code not in (401, 403) if allowed is None
                   else response.status_code in allowed)

@@ -36,10 +36,12 @@ LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 class MFARequired(AppError):
     status, type, title = 403, "/problems/mfa-required", "Second factor required"
+    page_redirect = "/app/mfa"
 
 
 class MFAEnrolmentRequired(AppError):
     status, type, title = 403, "/problems/mfa-enrolment-required", "Set up two-factor first"
+    page_redirect = "/app/account/security"
 
 
 class CSRFFailed(AppError):

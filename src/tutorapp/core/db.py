@@ -107,6 +107,12 @@ class Database:
         ]
 
     @property
+    def check_engine(self) -> AsyncEngine:
+        """For probes: never takes SQLite's write lock, so it cannot wait on a request
+        that holds it (the primary's BEGIN IMMEDIATE would)."""
+        return self.replicas[0] if self.dialect == "sqlite" else self.primary
+
+    @property
     def dialect(self) -> str:
         return self.primary.dialect.name
 

@@ -27,6 +27,8 @@ class AppError(Exception):
     status: ClassVar[int] = 400
     type: ClassVar[str] = "about:blank"
     title: ClassVar[str] = "Bad request"
+    # Where a browser asking for a page is sent instead of an error page.
+    page_redirect: ClassVar[str | None] = None
 
     def __init__(
         self, detail: str | None = None, *, headers: dict[str, str] | None = None,
@@ -50,6 +52,7 @@ class Conflict(AppError):
 
 class Unauthorized(AppError):
     status, type, title = 401, "/problems/unauthorized", "Authentication required"
+    page_redirect = "/app/login"
 
 
 class Forbidden(AppError):
@@ -138,7 +141,22 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def safe_next(path: str | None, default: str = "/app") -> str:
+    """A same-site path to return to after signing in (never another host)."""
+    if path and path.startswith("/") and not path.startswith(("//", "/\\")):
+        return path
+    return default
+
+
 async def _app_error(request: Request, exc: AppError) -> Response:
+    if exc.page_redirect and wants_html(request):
+        from urllib.parse import urlencode
+
+        from starlette.responses import RedirectResponse
+
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        query = urlencode({"next": safe_next(target)})
+        return RedirectResponse(f"{exc.page_redirect}?{query}", status_code=303)
     return render_problem(
         request, exc.status, headers=exc.headers, type=exc.type, title=exc.title,
         detail=exc.detail, **exc.extra,

@@ -19,12 +19,12 @@ class Check:
 
 async def readiness(database: Database) -> list[Check]:
     try:
-        async with database.primary.connect() as connection:
+        async with database.check_engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error means "not reachable"
         return [Check("database", False, f"unreachable: {type(exc).__name__}: {exc}"[:300])]
     checks = [Check("database", True, f"{database.dialect} reachable")]
-    current, heads = await current_revisions(database.primary), head_revisions()
+    current, heads = await current_revisions(database.check_engine), head_revisions()
     if set(current) == set(heads):
         checks.append(Check("migrations", True, f"at head {', '.join(heads)}"))
     else:

@@ -1,0 +1,388 @@
+"""Sign-in pages of the web app: the same services as the API, with a session cookie.
+
+Forms are protected against CSRF: signed-in forms carry a token bound to the
+session (checked by the access rule); the anonymous forms (sign in, sign up,
+reset) use a double-submit token: a random cookie repeated in the form.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tutorapp.accounts import mfa, service, sessions
+from tutorapp.accounts.api import LimiterDep, SettingsDep, client_of
+from tutorapp.accounts.deps import (
+    PUBLIC,
+    CSRFFailed,
+    CurrentPrincipal,
+    CurrentPrincipalAAL1,
+    OptionalPrincipal,
+)
+from tutorapp.accounts.devices import describe_device
+from tutorapp.accounts.models import Role
+from tutorapp.config import Settings
+from tutorapp.core.db import SessionDep
+from tutorapp.core.errors import AppError, InvalidInput, safe_next
+from tutorapp.core.ratelimit import Limit
+from tutorapp.core.security import csrf_token, new_token
+
+router = APIRouter(include_in_schema=False)
+FORM_COOKIE = "tutorapp_form"
+
+
+def form_cookie_name(settings: Settings) -> str:
+    return f"__Host-{FORM_COOKIE}" if settings.secure_cookies else FORM_COOKIE
+
+
+def page_csrf_token(request: Request) -> str:
+    """The token forms on this page must send back."""
+    principal = getattr(request.state, "principal", None)
+    if principal is not None and principal.via == "cookie":
+        return csrf_token(request.app.state.settings, principal.session.id)
+    token = request.cookies.get(form_cookie_name(request.app.state.settings))
+    if not token:
+        token = getattr(request.state, "new_form_token", None) or new_token(16)
+        request.state.new_form_token = token
+    return token
+
+
+async def check_form_csrf(request: Request) -> None:
+    """Double-submit check for forms posted without a session."""
+    form = await request.form()
+    cookie = request.cookies.get(form_cookie_name(request.app.state.settings), "")
+    sent = form.get("csrf_token", "")
+    if not cookie or not isinstance(sent, str) or not hmac.compare_digest(sent, cookie):
+        raise CSRFFailed("The form expired; reload the page and try again.")
+
+
+FormCSRF = Depends(check_form_csrf)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    response = request.app.state.templates.TemplateResponse(
+        request, template, context, status_code=status_code
+    )
+    if token := getattr(request.state, "new_form_token", None):
+        settings = request.app.state.settings
+        response.set_cookie(form_cookie_name(settings), token, httponly=True, samesite="lax",
+                            secure=settings.secure_cookies, path="/")
+    return response
+
+
+async def form_failed(db: AsyncSession, request: Request, template: str, error: AppError,
+                      **context: Any) -> Response:
+    """Show the form again with the error; keep no half-done writes.
+
+    The page is rendered before the rollback, which expires every loaded object."""
+    response = render(request, template, status_code=error.status, error=error.detail,
+                      **context)
+    response.headers.update(error.headers)
+    if not error.keep_changes:
+        await db.rollback()
+    return response
+
+
+def signed_in(settings: Settings, tokens: sessions.Tokens, next_path: str) -> Response:
+    """Set the session cookie and go on: to the second factor when the account has one."""
+    target = safe_next(next_path)
+    if tokens.user.mfa_enabled and tokens.session.aal != "aal2":
+        from urllib.parse import urlencode
+
+        target = "/app/mfa?" + urlencode({"next": target})
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookie(response, settings, tokens)
+    return response
+
+
+def set_session_cookie(response: Response, settings: Settings, tokens: sessions.Tokens) -> None:
+    assert tokens.cookie_token
+    response.set_cookie(
+        settings.session_cookie_name, tokens.cookie_token, httponly=True, samesite="lax",
+        secure=settings.secure_cookies, path="/", max_age=settings.session_max_age_hours * 3600,
+    )
+
+
+Field = Annotated[str, Form()]
+
+
+# --- sign in ---------------------------------------------------------------------
+
+
+@router.get("/app/login", dependencies=[PUBLIC])
+async def login_page(request: Request, principal: OptionalPrincipal, next: str = "/app") -> Response:
+    if principal is not None and principal.via == "cookie":
+        return RedirectResponse(safe_next(next), status_code=303)
+    return render(request, "auth/login.html", next=safe_next(next))
+
+
+@router.post("/app/login", dependencies=[PUBLIC, FormCSRF])
+async def login_submit(request: Request, db: SessionDep, settings: SettingsDep,
+                       limiter: LimiterDep, email: Field, password: Field,
+                       next: Annotated[str, Form()] = "/app") -> Response:
+    try:
+        tokens = await sessions.login_with_password(
+            db, settings, limiter, email=email, password=password, client=client_of(request),
+            with_cookie=True,
+        )
+    except AppError as error:
+        return await form_failed(db, request, "auth/login.html", error, email=email, next=next)
+    return signed_in(settings, tokens, next)
+
+
+@router.get("/app/signup", dependencies=[PUBLIC])
+async def signup_page(request: Request, role: str = "student") -> Response:
+    return render(request, "auth/signup.html", role=role if role in ("student", "parent", "tutor")
+                  else "student")
+
+
+@router.post("/app/signup", dependencies=[PUBLIC, FormCSRF])
+async def signup_submit(request: Request, db: SessionDep, settings: SettingsDep,
+                        email: Field, password: Field, display_name: Field,
+                        role: Annotated[str, Form()] = "student",
+                        time_zone: Annotated[str, Form()] = "UTC") -> Response:
+    values = {"email": email, "display_name": display_name, "role": role, "time_zone": time_zone}
+    try:
+        if role not in ("student", "parent", "tutor"):
+            raise InvalidInput("role", "choose student, parent or tutor")
+        user = await service.sign_up(db, settings, email=email, password=password,
+                                     display_name=display_name, role=Role(role),
+                                     time_zone=time_zone, locale="en")
+    except AppError as error:
+        return await form_failed(db, request, "auth/signup.html", error, **values)
+    tokens = await sessions.start_session(db, settings, user, amr=["pwd"], aal="aal1",
+                                          client=client_of(request), with_cookie=True)
+    return signed_in(settings, tokens, "/app?welcome=1")
+
+
+@router.post("/app/logout")
+async def logout_submit(principal: CurrentPrincipalAAL1, db: SessionDep,
+                        settings: SettingsDep) -> Response:
+    await sessions.logout(db, principal.user, principal.session, "local")
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(settings.session_cookie_name, path="/",
+                           secure=settings.secure_cookies, httponly=True, samesite="lax")
+    return response
+
+
+# --- passwordless --------------------------------------------------------------------
+
+
+@router.get("/app/login/code", dependencies=[PUBLIC])
+async def code_page(request: Request, email: str = "", next: str = "/app") -> Response:
+    return render(request, "auth/code.html", email=email, next=safe_next(next), sent=bool(email))
+
+
+@router.post("/app/login/code", dependencies=[PUBLIC, FormCSRF])
+async def code_submit(request: Request, db: SessionDep, settings: SettingsDep,
+                      limiter: LimiterDep, email: Field,
+                      code: Annotated[str, Form()] = "",
+                      next: Annotated[str, Form()] = "/app") -> Response:
+    try:
+        if not code:
+            await sessions.send_login_code(db, settings, limiter, email=email,
+                                           client=client_of(request))
+            return render(request, "auth/code.html", email=email, next=next, sent=True)
+        tokens = await sessions.login_with_code(db, settings, limiter, email=email, code=code,
+                                                token=None, client=client_of(request),
+                                                with_cookie=True)
+    except AppError as error:
+        return await form_failed(db, request, "auth/code.html", error, email=email, next=next,
+                                 sent=bool(code))
+    return signed_in(settings, tokens, next)
+
+
+@router.get("/auth/magic", dependencies=[PUBLIC])
+async def magic_page(request: Request, token: str = "") -> Response:
+    # A button, not an automatic sign-in: mail scanners that open links sign nobody in.
+    return render(request, "auth/confirm_link.html", token=token, action="/auth/magic",
+                  title="Sign in to TutorApp", button="Sign in")
+
+
+@router.post("/auth/magic", dependencies=[PUBLIC, FormCSRF])
+async def magic_submit(request: Request, db: SessionDep, settings: SettingsDep,
+                       limiter: LimiterDep, token: Field) -> Response:
+    try:
+        tokens = await sessions.login_with_code(db, settings, limiter, email=None, code=None,
+                                                token=token, client=client_of(request),
+                                                with_cookie=True)
+    except AppError as error:
+        return await form_failed(db, request, "auth/confirm_link.html", error, token=token,
+                                 action="/auth/magic", title="Sign in to TutorApp",
+                                 button="Sign in")
+    return signed_in(settings, tokens, "/app")
+
+
+# --- email links -------------------------------------------------------------------------
+
+
+@router.get("/auth/verify", dependencies=[PUBLIC])
+async def verify_page(request: Request, token: str = "") -> Response:
+    return render(request, "auth/confirm_link.html", token=token, action="/auth/verify",
+                  title="Confirm your email address", button="Confirm my address")
+
+
+@router.post("/auth/verify", dependencies=[PUBLIC, FormCSRF])
+async def verify_submit(request: Request, db: SessionDep, settings: SettingsDep,
+                        token: Field) -> Response:
+    try:
+        user = await service.verify_email_token(db, settings, token)
+    except AppError as error:
+        return await form_failed(db, request, "auth/confirm_link.html", error, token=token,
+                                 action="/auth/verify", title="Confirm your email address",
+                                 button="Confirm my address")
+    return render(request, "auth/done.html", title="Address confirmed",
+                  message=f"{user.email} is confirmed. You can use every part of TutorApp now.",
+                  link="/app", link_text="Continue")
+
+
+@router.get("/app/reset", dependencies=[PUBLIC])
+async def recover_page(request: Request) -> Response:
+    return render(request, "auth/recover.html")
+
+
+@router.post("/app/reset", dependencies=[PUBLIC, FormCSRF])
+async def recover_submit(request: Request, db: SessionDep, settings: SettingsDep,
+                         limiter: LimiterDep, email: Field) -> Response:
+    try:
+        await sessions.request_password_reset(db, settings, limiter, email=email,
+                                              client=client_of(request))
+    except AppError as error:
+        return await form_failed(db, request, "auth/recover.html", error, email=email)
+    return render(request, "auth/done.html", title="Check your email",
+                  message="If the address has an account, we sent a link to choose a new "
+                  "password. It works once, for an hour.", link="/app/login",
+                  link_text="Back to sign in")
+
+
+@router.get("/auth/reset", dependencies=[PUBLIC])
+async def reset_page(request: Request, token: str = "") -> Response:
+    return render(request, "auth/reset.html", token=token)
+
+
+@router.post("/auth/reset", dependencies=[PUBLIC, FormCSRF])
+async def reset_submit(request: Request, db: SessionDep, settings: SettingsDep,
+                       token: Field, password: Field) -> Response:
+    try:
+        await sessions.reset_password(db, settings, token=token, password=password,
+                                      client=client_of(request))
+    except AppError as error:
+        return await form_failed(db, request, "auth/reset.html", error, token=token)
+    return render(request, "auth/done.html", title="Password changed",
+                  message="Your password was changed and every session was signed out.",
+                  link="/app/login", link_text="Sign in")
+
+
+# --- second factor -------------------------------------------------------------------
+
+
+@router.get("/app/mfa")
+async def mfa_page(request: Request, principal: CurrentPrincipalAAL1,
+                   next: str = "/app") -> Response:
+    if principal.aal == "aal2" or not principal.user.mfa_enabled:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return render(request, "auth/mfa.html", next=safe_next(next))
+
+
+@router.post("/app/mfa")
+async def mfa_submit(request: Request, principal: CurrentPrincipalAAL1, db: SessionDep,
+                     settings: SettingsDep, limiter: LimiterDep,
+                     code: Annotated[str, Form()] = "",
+                     recovery_code: Annotated[str, Form()] = "",
+                     next: Annotated[str, Form()] = "/app") -> Response:
+    try:
+        tokens = await mfa.verify(db, settings, limiter, principal.user, principal.session,
+                                  code=code.strip() or None,
+                                  recovery_code=recovery_code.strip() or None,
+                                  client=client_of(request))
+    except AppError as error:
+        return await form_failed(db, request, "auth/mfa.html", error, next=next)
+    return signed_in(settings, tokens, next)
+
+
+# --- account security ------------------------------------------------------------------
+
+
+async def _security_context(db: AsyncSession, principal: Any) -> dict[str, Any]:
+    live = await sessions.live_sessions(db, principal.user)
+    return {
+        "user": principal.user,
+        "sessions": [
+            {"id": s.id, "device": describe_device(s.user_agent), "ip": s.ip,
+             "last_seen_at": s.last_seen_at, "current": s.id == principal.session.id}
+            for s in live
+        ],
+    }
+
+
+@router.get("/app/account/security", response_class=HTMLResponse)
+async def security_page(request: Request, principal: CurrentPrincipal,
+                        db: SessionDep) -> Response:
+    return render(request, "auth/security.html", **await _security_context(db, principal))
+
+
+@router.post("/app/account/mfa/enroll")
+async def enroll_submit(request: Request, principal: CurrentPrincipal, db: SessionDep,
+                        settings: SettingsDep, current_password: Field) -> Response:
+    try:
+        sessions.check_current_password(principal.user, current_password)
+        enrolment = await mfa.begin_enrolment(db, settings, principal.user)
+    except AppError as error:
+        return await form_failed(db, request, "auth/security.html", error,
+                                 **await _security_context(db, principal))
+    return render(request, "auth/security.html", enrolment=enrolment,
+                  **await _security_context(db, principal))
+
+
+@router.post("/app/account/mfa/activate")
+async def activate_submit(request: Request, principal: CurrentPrincipal, db: SessionDep,
+                          settings: SettingsDep, code: Field) -> Response:
+    try:
+        tokens, codes = await mfa.activate(db, settings, principal.user, principal.session,
+                                           code.strip(), client_of(request))
+    except AppError as error:
+        return await form_failed(db, request, "auth/security.html", error,
+                                 **await _security_context(db, principal))
+    response = render(request, "auth/recovery_codes.html", codes=codes)
+    set_session_cookie(response, settings, tokens)
+    return response
+
+
+@router.post("/app/account/sessions/{session_id}/revoke")
+async def revoke_submit(session_id: uuid.UUID, principal: CurrentPrincipal,
+                        db: SessionDep) -> Response:
+    await sessions.revoke_own_session(db, principal.user, session_id)
+    return RedirectResponse("/app/account/security", status_code=303)
+
+
+# --- the web app's home --------------------------------------------------------------
+
+
+@router.get("/app", response_class=HTMLResponse)
+async def app_home(request: Request, principal: CurrentPrincipal) -> Response:
+    return render(request, "app/home.html", user=principal.user)
+
+
+@router.post("/app/verify/resend")
+async def resend_submit(request: Request, principal: CurrentPrincipal, db: SessionDep,
+                        settings: SettingsDep, limiter: LimiterDep) -> Response:
+    if principal.user.email_verified_at is None and principal.user.email:
+        try:
+            await limiter.hit(Limit("verify-resend", 1,
+                                    max(1, settings.email_otp_interval_seconds)),
+                              str(principal.id))
+        except AppError as error:
+            return await form_failed(db, request, "app/home.html", error, user=principal.user)
+        await service.send_verification(db, settings, principal.user)
+    return render(request, "app/home.html", user=principal.user, resent=True)
+
+
+def template_context(request: Request) -> dict[str, Any]:
+    """Every page knows its caller and the CSRF token its forms send back."""
+    return {"principal": getattr(request.state, "principal", None),
+            "csrf_token": page_csrf_token(request)}
