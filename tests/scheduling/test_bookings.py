@@ -244,3 +244,30 @@ async def test_held_booking_expires_and_frees_the_slot(app, client, market: Mark
         assert (booking.status, booking.hold_expires_at) == ("confirmed", None)
     async with db.unit_of_work() as session:
         assert await booking_service.release_expired_holds(session, now=NOW + timedelta(days=1)) == 0
+
+
+async def test_the_database_itself_refuses_overlaps(app, client, market: Market, db, dialect) -> None:
+    """Bypassing the service: PostgreSQL's exclusion constraint refuses an overlapping
+    active booking, and lets a cancelled one overlap."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    tutor_caller, tutor_id = await tutor(app, client, market)
+    student = await sign_in(app, role=Role.student)
+    first = (await book(client, student, tutor_id, "2026-06-02T09:00:00+01:00")).json()
+    if dialect != "postgresql":
+        pytest.skip("SQLite relies on the serialized write transaction (see the race tests)")
+
+    def row(status: str) -> Booking:
+        start = datetime(2026, 6, 2, 8, 30, tzinfo=UTC)
+        return Booking(tutor_id=uuid.UUID(tutor_id), tutor_user_id=tutor_caller.id,
+                       student_id=student.id, booked_by_id=student.id, start_at=start,
+                       end_at=start + timedelta(hours=1), blocked_until=start + timedelta(hours=1),
+                       length=60, status=status, price_minor=0, currency="EUR", sequence=0)
+
+    with pytest.raises(IntegrityError, match="ex_bookings_no_overlap"):
+        async with db.unit_of_work() as session:
+            session.add(row("confirmed"))
+    async with db.unit_of_work() as session:
+        session.add(row("cancelled"))
+    assert first["status"] == "confirmed"
