@@ -58,3 +58,58 @@ def test_insecure_prod_settings_are_refused_with_the_variable(
     assert result.exit_code == 2
     assert "TUTORAPP_SECRET_KEY" in result.output
     assert "TUTORAPP_DATABASE_URL" in result.output
+
+
+def test_seed_demo_creates_the_printed_accounts_once(env: str) -> None:
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    result = runner.invoke(app, ["seed", "--demo", "--tutors", "0", "--if-empty"],
+                           terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for email in ("admin@example.com", "tutor@example.com", "student@example.com",
+                  "parent@example.com"):
+        assert email in result.output
+    assert "demo-password-2026" in result.output
+    again = runner.invoke(app, ["seed", "--demo", "--if-empty"], terminal_width=200)
+    assert again.exit_code == 0
+    assert "Demo data already present." in again.output
+
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from tests.conftest import make_settings
+    from tutorapp.accounts.models import User
+    from tutorapp.core.db import Database
+
+    async def count() -> int:
+        database = Database(make_settings(env))
+        try:
+            async with database.session() as session:
+                return await session.scalar(select(func.count()).select_from(User))
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(count()) == 5  # four demo accounts and the parent's child
+
+
+def test_totp_prints_the_demo_admins_current_code(env: str, monkeypatch) -> None:
+    import re
+
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    assert runner.invoke(app, ["seed", "--demo", "--tutors", "0"]).exit_code == 0
+    monkeypatch.setenv("TUTORAPP_PROFILE", "dev")
+    result = runner.invoke(app, ["totp", "admin@example.com"])
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(r"\d{6}\n", result.output)
+    monkeypatch.setenv("TUTORAPP_PROFILE", "test")
+    assert runner.invoke(app, ["totp", "admin@example.com"]).exit_code == 2
+
+
+def test_seed_refuses_prod(env: str, monkeypatch) -> None:
+    monkeypatch.setenv("TUTORAPP_PROFILE", "prod")
+    monkeypatch.setenv("TUTORAPP_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("TUTORAPP_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/none")
+    monkeypatch.setenv("TUTORAPP_ALLOWED_HOSTS", "tutorapp.example")
+    result = runner.invoke(app, ["seed", "--demo"], terminal_width=200)
+    assert result.exit_code == 2
+    assert "Refusing" in result.output

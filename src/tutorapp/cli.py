@@ -95,9 +95,94 @@ def migrate(
             await engine.dispose()
 
     current = asyncio.run(show())
-    heads = migrations.head_revisions()
-    state = "at head" if set(current) == set(heads) else f"head is {', '.join(heads)}"
+    missing = migrations.missing_heads(current)
+    state = "at head" if not missing else f"missing {', '.join(missing)}"
     console.print(f"database revision: {', '.join(current) or 'empty'} ({state})")
+
+
+@app.command()
+def seed(
+    demo: Annotated[bool, typer.Option("--demo", help="create demo accounts and data")] = False,
+    tutors: Annotated[int, typer.Option(min=0, max=100_000)] = 24,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="only when the database has no users yet")
+    ] = False,
+) -> None:
+    """Create demo data and print the demo accounts."""
+    from rich.progress import Progress
+
+    from tutorapp.core.db import Database
+    from tutorapp.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, is_empty, seed_demo
+
+    if not demo:
+        console.print("Nothing to do: pass --demo to create demo data.")
+        raise typer.Exit(2)
+    settings = load_settings()
+    if settings.profile == "prod":
+        console.print("[red]Refusing to seed demo accounts with known passwords in prod.[/]")
+        raise typer.Exit(2)
+
+    async def run() -> str | None:
+        database = Database(settings)
+        try:
+            if if_empty and not await is_empty(database):
+                return None
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("Seeding demo data", total=len(DEMO_ACCOUNTS) + tutors)
+                result = await seed_demo(
+                    database, tutors=tutors, advance=lambda n: progress.advance(task, n)
+                )
+            return result.admin_totp_secret
+        finally:
+            await database.dispose()
+
+    secret = asyncio.run(run())
+    if secret is None:
+        console.print("Demo data already present.")
+    table = Table(title="Demo accounts (password for all: " + DEMO_PASSWORD + ")")
+    table.add_column("role")
+    table.add_column("email")
+    table.add_column("name")
+    for account in DEMO_ACCOUNTS:
+        table.add_row(account.role.value, account.email, account.display_name)
+    table.add_row("child of parent", "(no email)", "Mia")
+    console.print(table)
+    console.print(
+        "The admin signs in with a TOTP code: add the secret "
+        + (f"[bold]{secret}[/] " if secret else "printed at the first seed ")
+        + "to an authenticator app, or run `tutorapp totp admin@example.com` (dev only)."
+    )
+
+
+@app.command()
+def totp(email: str) -> None:
+    """Print the current TOTP code of an account (dev profile only, for demo accounts)."""
+    import pyotp
+    from sqlalchemy import select
+
+    from tutorapp.accounts.models import User
+    from tutorapp.core.db import Database
+    from tutorapp.core.security import decrypt
+
+    settings = load_settings()
+    if settings.profile != "dev":
+        console.print("[red]`tutorapp totp` works only in the dev profile.[/]")
+        raise typer.Exit(2)
+
+    async def secret() -> str | None:
+        database = Database(settings)
+        try:
+            async with database.session() as session:
+                user = await session.scalar(select(User).where(User.email == email.lower()))
+                return user.totp_secret_encrypted if user else None
+        finally:
+            await database.dispose()
+
+    encrypted = asyncio.run(secret())
+    if not encrypted:
+        console.print(f"No TOTP set up for {email}.")
+        raise typer.Exit(1)
+    console.print(pyotp.TOTP(decrypt(settings, encrypted)).now())
 
 
 @app.command()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from tutorapp.core.db import Database
-from tutorapp.core.migrate import current_revisions, head_revisions
+from tutorapp.core.migrate import current_revisions, head_revisions, missing_heads
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,15 @@ async def readiness(database: Database) -> list[Check]:
     except Exception as exc:  # any driver error means "not reachable"
         return [Check("database", False, f"unreachable: {type(exc).__name__}: {exc}"[:300])]
     checks = [Check("database", True, f"{database.dialect} reachable")]
-    current, heads = await current_revisions(database.check_engine), head_revisions()
-    if set(current) == set(heads):
-        checks.append(Check("migrations", True, f"at head {', '.join(heads)}"))
+    current = await current_revisions(database.check_engine)
+    missing = missing_heads(current)
+    if not missing:
+        checks.append(Check("migrations", True, f"at head {', '.join(head_revisions())}"))
     else:
         checks.append(
             Check(
                 "migrations", False,
-                f"database at {', '.join(current) or 'nothing'}, code expects {', '.join(heads)}"
+                f"database at {', '.join(current) or 'nothing'}, missing {', '.join(missing)}"
                 " (run `tutorapp migrate`)",
             )
         )
