@@ -25,7 +25,11 @@ from tutorapp.core.templating import STATIC_DIR, create_templates
 from tutorapp.accounts import api as accounts_api
 from tutorapp.accounts import pages as accounts_pages
 from tutorapp.core.ratelimit import RateLimiter
+from tutorapp.jobs import api as jobs_api
+from tutorapp.jobs import pages as jobs_pages
 from tutorapp.jobs import worker as jobs_worker
+from tutorapp.notifications import api as notifications_api
+from tutorapp.notifications import pages as notifications_pages
 from tutorapp.ops import api as ops_api
 from tutorapp.ops import pages as ops_pages
 from tutorapp.reviews import api as reviews_api
@@ -69,6 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in accounts_api.routers:
         app.include_router(router)
     app.include_router(ops_pages.router)
+    app.include_router(notifications_api.router)
+    app.include_router(jobs_api.router)
+    app.include_router(jobs_pages.router)
+    if settings.profile in ("dev", "test"):
+        app.include_router(notifications_pages.router)  # the dev mailbox
     app.include_router(accounts_pages.router)
     app.state.templates.context_processors.append(accounts_pages.template_context)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

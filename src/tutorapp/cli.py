@@ -71,6 +71,22 @@ class MigrateAction(StrEnum):
 
 
 @app.command()
+def worker(
+    executor_id: Annotated[
+        str | None, typer.Option(help="this worker's id (default: TUTORAPP_JOBS_EXECUTOR_ID)")
+    ] = None,
+    drain: Annotated[int, typer.Option(help="seconds to let running jobs finish on stop")] = 10,
+) -> None:
+    """Run background jobs (scale mode: any number of workers on PostgreSQL)."""
+    from tutorapp.core.logging import configure_logging
+    from tutorapp.jobs.worker import run_forever
+
+    settings = load_settings()
+    configure_logging(settings)
+    run_forever(settings, executor_id=executor_id, drain_seconds=drain)
+
+
+@app.command()
 def migrate(
     action: Annotated[MigrateAction, typer.Argument()] = MigrateAction.upgrade,
     revision: Annotated[
@@ -214,6 +230,11 @@ def check() -> None:
     console.print(table)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
+
+
+from tutorapp.jobs.cli import app as jobs_app  # noqa: E402
+
+app.add_typer(jobs_app, name="jobs")
 
 
 if __name__ == "__main__":  # pragma: no cover
