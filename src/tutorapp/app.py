@@ -24,6 +24,8 @@ from tutorapp.core.middleware import (
 from tutorapp.core.templating import STATIC_DIR, create_templates
 from tutorapp.accounts import api as accounts_api
 from tutorapp.accounts import pages as accounts_pages
+from tutorapp.billing import api as billing_api
+from tutorapp.billing import pages as billing_pages
 from tutorapp.core.ratelimit import RateLimiter
 from tutorapp.jobs import api as jobs_api
 from tutorapp.jobs import pages as jobs_pages
@@ -73,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in accounts_api.routers:
         app.include_router(router)
     app.include_router(ops_pages.router)
+    for router in billing_api.routers:
+        app.include_router(router)
+    app.include_router(billing_pages.router)
     app.include_router(notifications_api.router)
     app.include_router(jobs_api.router)
     app.include_router(jobs_pages.router)

@@ -236,6 +236,10 @@ from tutorapp.jobs.cli import app as jobs_app  # noqa: E402
 
 app.add_typer(jobs_app, name="jobs")
 
+from tutorapp.billing.cli import app as payouts_app  # noqa: E402
+
+app.add_typer(payouts_app, name="payouts")
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()

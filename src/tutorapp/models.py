@@ -1,7 +1,9 @@
 """All tables, for Alembic and the tests: import every domain's models here."""
 
 from tutorapp.accounts import models as accounts  # noqa: F401
+from tutorapp.billing import models as billing  # noqa: F401
 from tutorapp.core import audit  # noqa: F401
+from tutorapp.integrations.payments import sandbox as payments_sandbox  # noqa: F401
 from tutorapp.jobs import models as jobs  # noqa: F401
 from tutorapp.notifications import models as notifications  # noqa: F401
 from tutorapp.reviews import models as reviews  # noqa: F401

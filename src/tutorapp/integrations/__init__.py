@@ -16,6 +16,7 @@ def capabilities(settings: Settings) -> dict[str, str]:
     return {
         "database": database,
         "cache": "redis" if settings.redis_url else "memory",
+        "payments": settings.payments_provider,
         "email": settings.email_provider,
         "jobs": "dbos (sqlite)" if settings.jobs_system_database_url.startswith("sqlite")
         else "dbos (postgresql)",

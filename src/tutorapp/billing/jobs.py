@@ -1,0 +1,99 @@
+"""Background functions of billing.
+
+- `billing.process_event`: apply one stored webhook (started after the inbox commit).
+- `billing.settle_booking`: pay a held booking from the wallet, or settle its credit
+  when the booking ends (started by scheduling's domain events).
+- `billing.sweep` (every minute): events and bookings a lost start left behind,
+  earnings past their hold time, credits past their expiry.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from tutorapp.billing import bookings, credits, earnings, webhooks
+from tutorapp.core.time import utcnow
+from tutorapp.jobs.engine import enqueue, function, runtime, step
+from tutorapp.scheduling.events import on_event
+
+log = logging.getLogger("tutorapp.billing.jobs")
+PROCESS_EVENT = "billing.process_event"
+SETTLE_BOOKING = "billing.settle_booking"
+SWEEP_GRACE = timedelta(seconds=30)
+# Scheduling events after which a booking's credit may need settling.
+BOOKING_EVENTS = frozenset({"booking.held", "booking.completed", "booking.no_show",
+                            "booking.cancelled", "booking.expired"})
+
+
+async def _process(event_id: str) -> str:
+    async with runtime.database().unit_of_work() as session:
+        return await webhooks.process_event(session, runtime.settings, uuid.UUID(event_id))
+
+
+@function(PROCESS_EVENT, concurrency=5)
+async def process_event(event_id: str) -> str:
+    """Apply one Lemon Squeezy webhook from the inbox (safe to run twice)."""
+    return await step("billing.apply_event", _process, event_id)
+
+
+async def _settle(booking_id: str) -> str:
+    async with runtime.database().unit_of_work() as session:
+        return await settle_or_pay(session, uuid.UUID(booking_id), now=utcnow())
+
+
+async def settle_or_pay(session: Any, booking_id: uuid.UUID, *, now: datetime) -> str:
+    """A held booking is paid from the wallet when it has a credit; an ended one has
+    its credit consumed or returned."""
+    from tutorapp.scheduling.models import Booking, BookingStatus
+
+    booking = await session.get(Booking, booking_id)
+    if booking is not None and booking.status == BookingStatus.held:
+        wallet = await bookings.wallet_of_booking(session, booking)
+        if not await credits.available(session, wallet.id, now):
+            return "awaiting payment"
+        return await bookings.pay_held_booking(session, wallet, booking_id, now=now,
+                                               actor_id=None)
+    return await bookings.settle(session, runtime.settings, booking_id, now=now)
+
+
+@function(SETTLE_BOOKING, concurrency=10)
+async def settle_booking(booking_id: str) -> str:
+    return await step("billing.settle", _settle, booking_id)
+
+
+@on_event
+async def _booking_changed(name: str, booking_id: uuid.UUID, data: dict[str, Any]) -> None:
+    """Scheduling's after-commit hook: start the settling job (the sweep covers a loss)."""
+    if name not in BOOKING_EVENTS:
+        return
+    try:
+        await enqueue(SETTLE_BOOKING, str(booking_id), key=f"{booking_id}:{name}")
+    except Exception:
+        log.exception("could not start %s for booking %s; the sweep will", SETTLE_BOOKING,
+                      booking_id)
+
+
+async def _sweep() -> dict[str, int]:
+    now = utcnow()
+    async with runtime.database().session() as session:
+        events = await webhooks.pending(session, older_than=SWEEP_GRACE)
+        ended = await bookings.unsettled(session)
+    for event_id in events:
+        await enqueue(PROCESS_EVENT, str(event_id), key=f"{event_id}:{int(now.timestamp())}")
+    for booking_id in ended:
+        async with runtime.database().unit_of_work() as session:
+            await bookings.settle(session, runtime.settings, booking_id, now=now)
+    async with runtime.database().unit_of_work() as session:
+        released = await earnings.release_due(session, now=now)
+        expired = await credits.expire_due(session, now=now)
+    return {"events": len(events), "bookings": len(ended), "earnings_released": released,
+            "credits_expired": expired}
+
+
+@function("billing.sweep", cron="* * * * *", concurrency=1)
+async def sweep(scheduled_at: datetime) -> dict[str, int]:
+    """Every minute: unprocessed events, unsettled bookings, due earnings, expired credits."""
+    return await step("billing.sweep", _sweep)

@@ -1,0 +1,141 @@
+"""Payments (paid orders and subscription invoices), refunds and receipts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tutorapp.accounts.models import User
+from tutorapp.billing import credits, ledger, plans
+from tutorapp.billing.models import CreditLot, LotSource, Payment, Wallet
+from tutorapp.config import BillingPlan, Settings
+from tutorapp.core.audit import record
+
+# ISO 4217 currencies without the usual two decimals.
+EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "HUF": 2, "BHD": 3, "KWD": 3,
+             "JOD": 3, "OMR": 3, "TND": 3}
+
+
+def format_minor(amount_minor: int, currency: str) -> str:
+    """12345 EUR -> "123.45"; exact (integer arithmetic), never a float."""
+    exponent = EXPONENTS.get(currency.upper(), 2)
+    sign = "-" if amount_minor < 0 else ""
+    whole, fraction = divmod(abs(amount_minor), 10**exponent)
+    return f"{sign}{whole}.{fraction:0{exponent}d}" if exponent else f"{sign}{whole}"
+
+
+def _int(value: Any) -> int:
+    return int(value or 0)
+
+
+async def record_payment(session: AsyncSession, settings: Settings, *, kind: str,
+                         provider_id: str, attributes: dict[str, Any], wallet: Wallet,
+                         payer: User, plan: BillingPlan, paid_at: datetime,
+                         subscription_id: uuid.UUID | None = None) -> tuple[Payment, bool]:
+    """Store a paid order/invoice once, book it and grant its credits.
+    Returns (payment, created); a second delivery finds it and changes nothing."""
+    query = select(Payment).where(Payment.kind == kind, Payment.provider_id == provider_id)
+    payment = await session.scalar(query)
+    if payment is not None:
+        return payment, False
+    total, tax = _int(attributes.get("total")), _int(attributes.get("tax"))
+    currency = str(attributes.get("currency") or plan.currency).upper()
+    urls = attributes.get("urls") or {}
+    try:
+        async with session.begin_nested():
+            payment = Payment(
+                kind=kind, provider_id=provider_id, wallet_id=wallet.id, user_id=payer.id,
+                plan_key=plan.key, subscription_id=subscription_id, status="paid",
+                total_minor=total, tax_minor=tax, refunded_minor=0, currency=currency,
+                invoice_url=urls.get("invoice_url") or urls.get("receipt"), paid_at=paid_at,
+            )
+            session.add(payment)
+            await session.flush()
+    except IntegrityError:
+        return await session.scalar(query), False  # type: ignore[return-value]
+    net = total - tax
+    await ledger.post(session, kind="payment", key=f"payment:{kind}:{provider_id}",
+                      description=f"{plan.name} ({kind} {provider_id})",
+                      postings=[(ledger.CASH, total, currency),
+                                (ledger.wallet(wallet.id), -net, currency),
+                                (ledger.TAX, -tax, currency)])
+    source = {"subscription": LotSource.subscription, "package": LotSource.package,
+              "single": LotSource.single}[plan.kind]
+    await credits.grant(session, wallet, source=source, source_key=f"{kind}:{provider_id}",
+                        credits=plan.lessons, value_minor=net, currency=currency,
+                        expires_at=plans.lot_expiry(plan, paid_at), plan_key=plan.key,
+                        subscription_id=subscription_id, payment_id=payment.id)
+    await record(session, "billing.payment_received", subject_type="payment",
+                 subject_id=payment.id, actor_id=payer.id, kind=kind, provider_id=provider_id,
+                 total_minor=total, currency=currency, plan=plan.key)
+    await send_receipt(session, settings, payment, payer, plan)
+    return payment, True
+
+
+async def send_receipt(session: AsyncSession, settings: Settings, payment: Payment, payer: User,
+                       plan: BillingPlan) -> None:
+    if not payer.email:
+        return
+    from tutorapp.notifications.service import enqueue_email
+
+    await enqueue_email(
+        session, to=payer.email, template="billing/receipt", user_id=payer.id,
+        context={
+            "name": payer.display_name, "plan_name": plan.name,
+            "amount": format_minor(payment.total_minor, payment.currency),
+            "tax": format_minor(payment.tax_minor, payment.currency),
+            "currency": payment.currency, "credits": plan.lessons,
+            "paid_on": payment.paid_at.strftime("%Y-%m-%d"),
+            "reference": f"{payment.kind.replace('_', ' ')} {payment.provider_id}",
+            "invoice_url": payment.invoice_url,
+        },
+    )
+
+
+async def apply_refund(session: AsyncSession, payment: Payment, *, refunded_total: int,
+                       reason: str) -> int:
+    """Bring the payment's refunded amount up to `refunded_total` (cumulative, as the
+    provider reports it): a reversing ledger entry for the difference and the
+    matching share of unused credits revoked. Returns the amount newly refunded."""
+    await credits.lock_wallet(session, payment.wallet_id)
+    await session.refresh(payment, with_for_update=True)
+    refunded_total = min(refunded_total, payment.total_minor)
+    delta = refunded_total - payment.refunded_minor
+    if delta <= 0:
+        return 0
+    tax_part = delta * payment.tax_minor // payment.total_minor if payment.total_minor else 0
+    original = await ledger.by_key(session, f"payment:{payment.kind}:{payment.provider_id}")
+    await ledger.post(
+        session, kind="refund", key=f"refund:{payment.kind}:{payment.provider_id}:{refunded_total}",
+        description=f"refund of {payment.kind} {payment.provider_id} ({reason})", reverses=original,
+        postings=[(ledger.CASH, -delta, payment.currency),
+                  (ledger.wallet(payment.wallet_id), delta - tax_part, payment.currency),
+                  (ledger.TAX, tax_part, payment.currency)],
+    )
+    payment.refunded_minor = refunded_total
+    payment.status = "refunded" if refunded_total >= payment.total_minor else "partial_refund"
+    lot = await session.scalar(select(CreditLot).where(CreditLot.payment_id == payment.id))
+    revoked = 0
+    if lot is not None:
+        # the refunded share of the credits, rounded up (integer arithmetic)
+        share = (-(-delta * lot.granted // payment.total_minor) if payment.total_minor
+                 else lot.granted)
+        revoked = await credits.revoke(session, lot, share, reason="refund")
+    await session.flush()
+    await record(session, "billing.refunded", subject_type="payment", subject_id=payment.id,
+                 amount_minor=delta, refunded_total_minor=refunded_total,
+                 currency=payment.currency, credits_revoked=revoked, reason=reason)
+    return delta
+
+
+async def list_for_wallet(session: AsyncSession, wallet_id: uuid.UUID, *, limit: int = 100
+                          ) -> list[Payment]:
+    return list(await session.scalars(
+        select(Payment).where(Payment.wallet_id == wallet_id)
+        .order_by(Payment.paid_at.desc(), Payment.id).limit(limit)
+    ))

@@ -1,0 +1,147 @@
+"""Request and response models of the billing API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Money(BaseModel):
+    amount_minor: int
+    currency: str
+
+
+class PlanOut(BaseModel):
+    key: str
+    kind: Literal["subscription", "package", "single"]
+    name: str
+    lessons: int
+    price: Money
+    interval_months: int | None
+    expires_after_months: int | None
+    rollover: bool
+
+
+class CheckoutIn(BaseModel):
+    plan: str = Field(min_length=1, max_length=40)
+    booking_id: uuid.UUID | None = Field(
+        default=None, description="a held booking this purchase pays for"
+    )
+
+
+class CheckoutOut(BaseModel):
+    id: uuid.UUID
+    url: str
+    provider: str
+
+
+class LotOut(BaseModel):
+    id: uuid.UUID
+    source: str
+    plan: str | None
+    granted: int
+    remaining: int
+    expires_at: datetime | None
+
+
+class WalletOut(BaseModel):
+    id: uuid.UUID | None
+    credits_available: int
+    balance: Money | None
+    lots: list[LotOut]
+
+
+class SubscriptionOut(BaseModel):
+    id: uuid.UUID
+    plan: str
+    status: str
+    cancelled: bool
+    renews_at: datetime | None
+    ends_at: datetime | None
+    trial_ends_at: datetime | None
+    user_id: uuid.UUID
+
+
+class PortalOut(BaseModel):
+    url: str
+
+
+class InvoiceOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    plan: str
+    status: str
+    total: Money
+    tax: Money
+    refunded: Money
+    invoice_url: str | None
+    paid_at: datetime
+
+
+class DisputeIn(BaseModel):
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+class EarningOut(BaseModel):
+    booking_id: uuid.UUID
+    status: str
+    gross: Money
+    commission: Money
+    net: Money
+    payable_at: datetime
+    payout_id: uuid.UUID | None
+
+
+class EarningsOut(BaseModel):
+    pending: list[Money]
+    payable: list[Money]
+    earnings: list[EarningOut]
+
+
+class BookingPaidOut(BaseModel):
+    booking_id: uuid.UUID
+    status: str
+
+
+class ResolveIn(BaseModel):
+    decision: Literal["refund", "release"]
+    note: str = Field(min_length=3, max_length=1000)
+
+
+class CreditAdjustmentIn(BaseModel):
+    delta: int = Field(ge=-1000, le=1000, description="credits to add (positive) or remove")
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class LedgerLineOut(BaseModel):
+    transaction_id: uuid.UUID
+    kind: str
+    description: str
+    account: str
+    amount: Money
+    at: datetime
+
+
+class LedgerOut(BaseModel):
+    user_id: uuid.UUID
+    accounts: dict[str, Money]
+    lines: list[LedgerLineOut]
+
+
+class PayoutLineOut(BaseModel):
+    tutor_id: uuid.UUID
+    tutor_name: str
+    tutor_email: str
+    lessons: int
+    amount: Money
+
+
+class PayoutOut(BaseModel):
+    id: uuid.UUID
+    period: str
+    status: str
+    paid_at: datetime | None
+    lines: list[PayoutLineOut]
