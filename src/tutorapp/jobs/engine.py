@@ -150,6 +150,16 @@ async def _counted(body: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any)
             log.exception("could not record job step usage")
 
 
+def describe_error(exc: BaseException) -> str:
+    """`Type: message`; for a step out of retries, with the last attempt's error."""
+    text = f"{type(exc).__name__}: {exc}"
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, list) and errors:
+        last = errors[-1]
+        text += f" (last: {type(last).__name__}: {last})"
+    return text[:2000]
+
+
 def _should_retry(exc: BaseException) -> bool:
     return not isinstance(exc, PermanentFailure)
 

@@ -10,7 +10,7 @@ from typing import Any
 from tutorapp.config import Settings
 from tutorapp.integrations.email import get_provider
 from tutorapp.integrations.email.base import OutgoingEmail
-from tutorapp.jobs.engine import RateLimit, enqueue, function, runtime, step
+from tutorapp.jobs.engine import RateLimit, describe_error, enqueue, function, runtime, step
 from tutorapp.notifications import service
 from tutorapp.notifications.models import SuppressionReason
 
@@ -61,18 +61,11 @@ async def deliver(message_id: str) -> str:
     try:
         sent = await step("email.send", _send, claim["email"], retry=True)
     except Exception as exc:
-        await step("email.record_failure", _mark_failed, message_id, _describe(exc),
+        await step("email.record_failure", _mark_failed, message_id, describe_error(exc),
                    claim["day"])
         raise
     await step("email.record_sent", _mark_sent, message_id, sent["provider"], sent["id"])
     return "sent"
-
-
-def _describe(exc: BaseException) -> str:
-    cause = exc
-    while cause.__cause__ is not None and not str(cause):
-        cause = cause.__cause__
-    return f"{type(exc).__name__}: {exc}"
 
 
 async def _start_due() -> int:

@@ -190,7 +190,8 @@ async def mark_sent(
     session: AsyncSession, message_id: uuid.UUID, *, provider: str, provider_message_id: str
 ) -> None:
     message = await session.get(EmailMessage, message_id)
-    if message is None or message.status != EmailStatus.queued:
+    # `failed` too: an operator retried a run whose earlier attempt gave up.
+    if message is None or message.status not in (EmailStatus.queued, EmailStatus.failed):
         return
     message.status = EmailStatus.sent
     message.sent_at = utcnow()

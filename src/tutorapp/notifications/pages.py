@@ -1,0 +1,52 @@
+"""The dev mailbox: every email the outbox holds, rendered, so a newcomer can
+click the verification link. Mounted in the dev and test profiles only."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from tutorapp.accounts.deps import PUBLIC
+from tutorapp.core.db import ReadSessionDep
+from tutorapp.core.errors import NotFound
+from tutorapp.notifications import service
+from tutorapp.notifications.models import EmailMessage
+
+router = APIRouter(prefix="/dev/mailbox", include_in_schema=False, dependencies=[PUBLIC])
+
+# The message's own HTML, shown as a page of its own: inline styles only, no
+# scripts, sandboxed.
+EMAIL_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; "
+             "frame-ancestors 'none'; sandbox allow-popups allow-top-navigation-by-user-activation")
+
+
+@router.get("", response_class=HTMLResponse)
+async def mailbox(request: Request, session: ReadSessionDep) -> HTMLResponse:
+    messages = await service.recent_messages(session, limit=200)
+    return request.app.state.templates.TemplateResponse(
+        request, "dev/mailbox.html", {"messages": messages}
+    )
+
+
+async def _message(session: ReadSessionDep, message_id: uuid.UUID) -> EmailMessage:
+    message = await session.get(EmailMessage, message_id)
+    if message is None:
+        raise NotFound("No such email in the outbox.")
+    return message
+
+
+@router.get("/{message_id}", response_class=HTMLResponse)
+async def show(request: Request, message_id: uuid.UUID, session: ReadSessionDep
+               ) -> HTMLResponse:
+    message = await _message(session, message_id)
+    return request.app.state.templates.TemplateResponse(
+        request, "dev/mailbox_message.html", {"message": message}
+    )
+
+
+@router.get("/{message_id}/html", response_class=HTMLResponse)
+async def show_html(message_id: uuid.UUID, session: ReadSessionDep) -> HTMLResponse:
+    message = await _message(session, message_id)
+    return HTMLResponse(message.html, headers={"Content-Security-Policy": EMAIL_CSP})
