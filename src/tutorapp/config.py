@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -44,6 +44,35 @@ def async_database_url(url: str) -> URL:
     if backend == "postgresql":
         return parsed.set(drivername="postgresql+asyncpg")
     raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+
+
+class BillingPlan(BaseModel):
+    """One entry of the plan catalogue (`TUTORAPP_BILLING_PLANS`, a JSON list)."""
+
+    key: str = Field(pattern=r"^[a-z0-9_]{1,40}$")
+    kind: Literal["subscription", "package", "single"]
+    name: str
+    lessons: int = Field(ge=1, le=1000, description="credits per paid period or purchase")
+    price_minor: int = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    variant_id: str = Field(min_length=1, description="the Lemon Squeezy variant sold")
+    interval_months: int = Field(default=1, ge=1, le=12, description="subscription period")
+    expires_after_months: int | None = Field(
+        default=None, ge=1, description="package/single credits expire after this"
+    )
+    rollover: bool = Field(default=False, description="unused subscription credits carry over")
+
+
+DEFAULT_BILLING_PLANS = [
+    BillingPlan(key="monthly_4", kind="subscription", name="4 lessons a month", lessons=4,
+                price_minor=10_000, currency="EUR", variant_id="1001"),
+    BillingPlan(key="monthly_8", kind="subscription", name="8 lessons a month", lessons=8,
+                price_minor=19_000, currency="EUR", variant_id="1002", rollover=True),
+    BillingPlan(key="pack_10", kind="package", name="10 lessons (6 months)", lessons=10,
+                price_minor=24_000, currency="EUR", variant_id="1003", expires_after_months=6),
+    BillingPlan(key="single", kind="single", name="Single lesson", lessons=1,
+                price_minor=2_600, currency="EUR", variant_id="1004", expires_after_months=6),
+]
 
 
 class Settings(BaseSettings):
@@ -206,6 +235,24 @@ class Settings(BaseSettings):
     resend_webhook_secret: str | None = None
     resend_timeout_seconds: float = Field(default=15.0, gt=0)
 
+    # --- payments (billing) ---
+    payments_provider: Literal["sandbox", "lemonsqueezy"] = "sandbox"
+    lemonsqueezy_api_key: str | None = None
+    lemonsqueezy_store_id: str | None = None
+    lemonsqueezy_webhook_secret: str | None = None
+    lemonsqueezy_api_url: str = "https://api.lemonsqueezy.com/v1"
+    lemonsqueezy_timeout_seconds: float = Field(default=15.0, gt=0)
+    billing_plans: list[BillingPlan] = Field(
+        default_factory=lambda: list(DEFAULT_BILLING_PLANS),
+        description="the plan catalogue, a JSON list of plans",
+    )
+    billing_commission_bps: int = Field(
+        default=1500, ge=0, le=10_000, description="platform commission in basis points (15%)"
+    )
+    billing_earning_hold_hours: int = Field(
+        default=48, ge=0, description="an earning becomes payable this long after the lesson"
+    )
+
     # --- demo ---
     seed_demo_on_start: bool = Field(
         default=False, description="`tutorapp serve` seeds demo data into an empty database"
@@ -248,6 +295,24 @@ class Settings(BaseSettings):
             raise ValueError(
                 "TUTORAPP_RESEND_API_KEY must be set when TUTORAPP_EMAIL_PROVIDER=resend"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _payments_provider_is_configured(self) -> Settings:
+        if self.payments_provider == "lemonsqueezy":
+            missing = [name for name, value in (
+                ("TUTORAPP_LEMONSQUEEZY_API_KEY", self.lemonsqueezy_api_key),
+                ("TUTORAPP_LEMONSQUEEZY_STORE_ID", self.lemonsqueezy_store_id),
+                ("TUTORAPP_LEMONSQUEEZY_WEBHOOK_SECRET", self.lemonsqueezy_webhook_secret),
+            ) if not value]
+            if missing:
+                raise ValueError(
+                    f"{', '.join(missing)} must be set when TUTORAPP_PAYMENTS_PROVIDER=lemonsqueezy"
+                )
+        keys = [plan.key for plan in self.billing_plans]
+        variants = [plan.variant_id for plan in self.billing_plans]
+        if len(set(keys)) != len(keys) or len(set(variants)) != len(variants):
+            raise ValueError("TUTORAPP_BILLING_PLANS: plan keys and variant ids must be unique")
         return self
 
     @model_validator(mode="after")
@@ -353,6 +418,17 @@ class Settings(BaseSettings):
         if self.jobs_embedded_worker is not None:
             return self.jobs_embedded_worker
         return self.profile != "test"
+
+    @property
+    def payments_webhook_secret(self) -> str:
+        """Lemon Squeezy's signing secret; the sandbox signs with one derived from the
+        secret key, so its webhooks are verified exactly like real ones."""
+        if self.payments_provider == "lemonsqueezy":
+            assert self.lemonsqueezy_webhook_secret
+            return self.lemonsqueezy_webhook_secret
+        import hashlib
+
+        return hashlib.sha256(f"payments-sandbox:{self.secret_key}".encode()).hexdigest()[:40]
 
     @cached_property
     def sqlite_path(self) -> Path | None:
