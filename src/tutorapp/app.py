@@ -36,6 +36,8 @@ from tutorapp.ops import api as ops_api
 from tutorapp.ops import pages as ops_pages
 from tutorapp.reviews import api as reviews_api
 from tutorapp.scheduling import api as scheduling_api
+from tutorapp.site import api as site_api
+from tutorapp.site import pages as site_pages
 from tutorapp.tutors import api as tutors_api
 
 
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in accounts_api.routers:
         app.include_router(router)
     app.include_router(ops_pages.router)
+    app.include_router(site_api.router)
+    app.include_router(site_pages.router)
     for router in billing_api.routers:
         app.include_router(router)
     app.include_router(billing_pages.router)

@@ -253,6 +253,16 @@ class Settings(BaseSettings):
         default=48, ge=0, description="an earning becomes payable this long after the lesson"
     )
 
+    # --- web site and mobile clients ---
+    featured_tutors: int = Field(default=6, ge=0, le=48,
+                                 description="tutors shown on the landing page")
+    mobile_min_version: str = Field(
+        default="1.0.0", pattern=r"^\d+\.\d+\.\d+$",
+        description="native apps below this version must update (GET /api/v1/mobile/config)")
+    mobile_latest_version: str = Field(
+        default="1.0.0", pattern=r"^\d+\.\d+\.\d+$",
+        description="the newest native app version; older ones are offered the update")
+
     # --- demo ---
     seed_demo_on_start: bool = Field(
         default=False, description="`tutorapp serve` seeds demo data into an empty database"

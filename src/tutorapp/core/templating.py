@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi.templating import Jinja2Templates
 from starlette.requests import Request
@@ -22,7 +24,29 @@ def _page_context(request: Request) -> dict[str, object]:
     }
 
 
+def money(amount_minor: int, currency: str) -> str:
+    """Integer minor units as a display amount: `2600, "EUR"` -> `EUR 26.00`."""
+    sign = "-" if amount_minor < 0 else ""
+    major, minor = divmod(abs(int(amount_minor)), 100)
+    return f"{sign}{currency} {major:,}.{minor:02d}"
+
+
+def in_zone(moment: datetime | None, zone: str, fmt: str = "%a %d %b %Y, %H:%M") -> str:
+    """A UTC instant shown as wall time in an IANA zone."""
+    if moment is None:
+        return ""
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo("UTC")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(tz).strftime(fmt)
+
+
 def create_templates(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_page_context])
     templates.env.globals["site_name"] = "TutorApp"
+    templates.env.filters["money"] = money
+    templates.env.filters["in_zone"] = in_zone
     return templates

@@ -1,15 +1,10 @@
-"""Public pages that belong to no product domain: the landing page."""
+"""Public pages that belong to no product domain. The landing page moved to
+`tutorapp.site.pages` with the rest of the marketing site."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter
 
 from tutorapp.accounts.deps import PUBLIC
 
 router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
-
-
-@router.get("/", response_class=HTMLResponse)
-async def home(request: Request) -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(request, "home.html", {})
