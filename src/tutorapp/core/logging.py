@@ -49,6 +49,10 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
     # Our middleware writes one line per request; uvicorn's own access log would double it.
     logging.getLogger("uvicorn.access").disabled = True
+    # Libraries that narrate routine work at INFO (each readiness probe, each DBOS
+    # schema step at start-up): keep their warnings, drop the chatter.
+    for name in ("alembic", "dbos"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
