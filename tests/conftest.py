@@ -148,6 +148,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
         terminalreporter.write_line("TUTORAPP_TEST_POSTGRES_URL is set but no test passed on it")
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI, a PostgreSQL run that silently ran nothing is a failure."""
+    if not (os.environ.get("CI") and POSTGRES_URL) or exitstatus != 0:
+        return
+    ran_on_postgres = any(d == "postgresql" for d in _dialect_of.values())
+    if not ran_on_postgres:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_report_header(config) -> str:  # noqa: ANN001
     return f"tutorapp dialects: {', '.join(DIALECTS)}; redis: {'yes' if REDIS_URL else 'no'}"
 
