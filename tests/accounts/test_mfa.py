@@ -159,3 +159,20 @@ async def test_admin_changes_a_role_with_an_audit_row(client: httpx.AsyncClient,
     assert event.data == {"old": "student", "new": "tutor"}
     listed = await client.get("/api/v1/admin/users", params={"role": "tutor"}, headers=admin.headers)
     assert [u["id"] for u in listed.json()] == [str(target.user.id)]
+
+
+async def test_turning_mfa_on_can_end_every_other_session(client: httpx.AsyncClient,
+                                                          db: Database) -> None:
+    account = await make_user(db)
+    elsewhere = (await sign_in(client, account)).access_token
+    here = await sign_in(client, account)
+    started = await client.post("/api/v1/me/mfa/totp/enroll", headers=here.headers,
+                                json={"current_password": PASSWORD})
+    totp = pyotp.TOTP(started.json()["secret"])
+    activated = await client.post("/api/v1/me/mfa/totp/activate", headers=here.headers,
+                                  json={"code": totp.now(), "sign_out_others": True})
+    assert activated.status_code == 200
+    assert (await client.get("/api/v1/me", headers={
+        "Authorization": f"Bearer {elsewhere}"})).status_code == 401
+    assert (await client.get("/api/v1/me", headers={
+        "Authorization": f"Bearer {activated.json()['access_token']}"})).status_code == 200

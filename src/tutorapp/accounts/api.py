@@ -18,6 +18,7 @@ from tutorapp.accounts.deps import (
 from tutorapp.accounts.devices import describe_device
 from tutorapp.accounts.models import Role, User
 from tutorapp.accounts.schemas import (
+    ActivateMfaIn,
     ChangeEmailIn,
     ChangePasswordIn,
     ChildIn,
@@ -44,7 +45,6 @@ from tutorapp.accounts.schemas import (
 )
 from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
-from tutorapp.core.errors import InvalidInput
 from tutorapp.core.ratelimit import Limit, RateLimiter
 
 auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -255,6 +255,9 @@ async def change_email(body: ChangeEmailIn, principal: CurrentPrincipal, db: Ses
     """Re-authenticate, then confirm the new address from the link sent to it."""
     sessions.check_current_password(principal.user, body.current_password)
     await service.request_email_change(db, settings, principal.user, body.new_email)
+    if body.sign_out_others:
+        await sessions.revoke_user_sessions(db, principal.id, keep=principal.session.id,
+                                            reason="signed_out")
     return MessageOut(message="Confirm the new address from the link we sent to it.")
 
 
@@ -284,14 +287,15 @@ async def enroll_totp(body: ReauthIn, principal: CurrentPrincipal, db: SessionDe
 
 
 @me.post("/mfa/totp/activate")
-async def activate_totp(body: MfaCodeIn, principal: CurrentPrincipal, request: Request,
+async def activate_totp(body: ActivateMfaIn, principal: CurrentPrincipal, request: Request,
                         db: SessionDep, settings: SettingsDep) -> TokensWithCodesOut:
     """Confirm enrolment with a code: TOTP is on, you get 10 single-use recovery codes
-    (shown once) and an aal2 session."""
-    if not body.code:
-        raise InvalidInput("code", "send the 6-digit code from your authenticator")
+    (shown once) and an aal2 session; `sign_out_others` ends every other session."""
     tokens, codes = await mfa.activate(db, settings, principal.user, principal.session,
                                        body.code, client_of(request))
+    if body.sign_out_others:
+        await sessions.revoke_user_sessions(db, principal.id, keep=tokens.session.id,
+                                            reason="signed_out")
     return TokensWithCodesOut(**tokens_out(tokens), recovery_codes=codes)
 
 
@@ -301,6 +305,9 @@ async def disable_totp(body: DisableMfaIn, principal: CurrentPrincipal, request:
     """Turn TOTP off: needs the current password and a current code."""
     sessions.check_current_password(principal.user, body.current_password)
     await mfa.disable(db, settings, principal.user, body.code, client_of(request))
+    if body.sign_out_others:
+        await sessions.revoke_user_sessions(db, principal.id, keep=principal.session.id,
+                                            reason="signed_out")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -71,6 +71,7 @@ class ChangePasswordIn(ReauthIn):
 
 class ChangeEmailIn(ReauthIn):
     new_email: EmailStr
+    sign_out_others: bool = False
 
 
 class MfaCodeIn(BaseModel):
@@ -80,6 +81,12 @@ class MfaCodeIn(BaseModel):
 
 class DisableMfaIn(ReauthIn):
     code: str = Field(pattern=r"^\d{6}$")
+    sign_out_others: bool = False
+
+
+class ActivateMfaIn(BaseModel):
+    code: str = Field(pattern=r"^\d{6}$")
+    sign_out_others: bool = False
 
 
 class ProfileUpdate(BaseModel):
