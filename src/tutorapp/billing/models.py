@@ -221,7 +221,7 @@ class LedgerTransaction(Entity):
     key: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(String(300))
     reverses_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("billing_ledger_transactions.id", ondelete="RESTRICT")
+        ForeignKey("billing_ledger_transactions.id")
     )
 
 
@@ -236,7 +236,7 @@ class LedgerPosting(Entity):
     )
 
     transaction_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("billing_ledger_transactions.id", ondelete="RESTRICT"), index=True
+        ForeignKey("billing_ledger_transactions.id"), index=True
     )
     account: Mapped[str] = mapped_column(String(100))
     amount_minor: Mapped[int] = mapped_column(BigInteger)

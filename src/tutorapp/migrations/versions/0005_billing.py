@@ -29,7 +29,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', tutorapp.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', tutorapp.core.models.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['reverses_id'], ['billing_ledger_transactions.id'], name=op.f('fk_billing_ledger_transactions_reverses_id_billing_ledger_transactions'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['reverses_id'], ['billing_ledger_transactions.id'], name=op.f('fk_billing_ledger_transactions_reverses_id_billing_ledger_transactions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_billing_ledger_transactions')),
     sa.UniqueConstraint('key', name=op.f('uq_billing_ledger_transactions_key'))
     )
@@ -77,7 +77,7 @@ def upgrade() -> None:
     sa.Column('created_at', tutorapp.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', tutorapp.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('amount_minor <> 0', name=op.f('ck_billing_ledger_postings_nonzero')),
-    sa.ForeignKeyConstraint(['transaction_id'], ['billing_ledger_transactions.id'], name=op.f('fk_billing_ledger_postings_transaction_id_billing_ledger_transactions'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['transaction_id'], ['billing_ledger_transactions.id'], name=op.f('fk_billing_ledger_postings_transaction_id_billing_ledger_transactions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_billing_ledger_postings'))
     )
     with op.batch_alter_table('billing_ledger_postings', schema=None) as batch_op:
