@@ -23,7 +23,8 @@ API_KEY = "re_test_0123456789"
 class FakeResend:
     sent: list[dict[str, Any]] = field(default_factory=list)  # emails actually sent
     requests: list[httpx.Request] = field(default_factory=list)
-    script: list[httpx.Response] = field(default_factory=list)  # answered first, in order
+    # answered first, in order; an exception is raised instead (network failure)
+    script: list[httpx.Response | Exception] = field(default_factory=list)
     _replies: dict[str, tuple[bytes, httpx.Response]] = field(default_factory=dict)
 
     def fail_next(self, status: int, name: str, message: str = "scripted", *,
@@ -39,7 +40,10 @@ class FakeResend:
             return httpx.Response(401, json={"statusCode": 401, "name": "missing_api_key",
                                              "message": "Missing API key in the authorization header."})
         if self.script:
-            return self.script.pop(0)
+            scripted = self.script.pop(0)
+            if isinstance(scripted, Exception):
+                raise scripted  # a network failure
+            return scripted
         key = request.headers.get("idempotency-key")
         if key is not None and key in self._replies:
             body, reply = self._replies[key]

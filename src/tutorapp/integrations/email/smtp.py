@@ -49,6 +49,7 @@ class SMTPProvider:
                 use_tls=s.smtp_implicit_tls,
                 start_tls=s.smtp_starttls and not s.smtp_implicit_tls,
                 timeout=s.smtp_timeout_seconds,
+                cert_bundle=s.smtp_ca_file,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [error.code for error in exc.recipients]
