@@ -168,6 +168,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     smtp_implicit_tls: bool = False
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_ca_file: str | None = Field(
+        default=None, description="CA bundle to trust for the SMTP server (a private CA)"
+    )
     resend_api_key: str | None = None
     resend_api_url: str = "https://api.resend.com"
     resend_webhook_secret: str | None = None
@@ -193,47 +196,6 @@ class Settings(BaseSettings):
         default=500, ge=1,
         description="tutors checked for free time per search page (free-time filter/sort)",
     )
-
-    # --- background jobs (DBOS Transact) ---
-    jobs_database_url: str | None = Field(
-        default=None,
-        description="DBOS system database; default: `<app db>-jobs.db` next to a SQLite "
-        "database, or the app's PostgreSQL database (schema `jobs_database_schema`)",
-    )
-    jobs_database_schema: str = "dbos"
-    jobs_embedded_worker: bool | None = Field(
-        default=None,
-        description="run workflows inside `tutorapp serve`; default: on, off in the test profile",
-    )
-    jobs_executor_id: str | None = Field(
-        default=None, description="this worker's id; default: `local` on SQLite, unique otherwise"
-    )
-    jobs_recovery_lease_seconds: float = Field(default=30.0, gt=0)
-    jobs_poll_interval_seconds: float = Field(default=0.2, ge=0.01)
-    jobs_step_max_attempts: int = Field(default=5, ge=1)
-    jobs_step_retry_interval_seconds: float = Field(default=2.0, ge=0)
-    jobs_monthly_step_quota: int = Field(default=10_000, ge=0)
-
-    # --- email ---
-    email_provider: Literal["outbox", "smtp", "resend"] = "outbox"
-    email_from: str = "TutorApp <no-reply@tutorapp.localhost>"
-    email_daily_cap: int | None = Field(
-        default=None, ge=0, description="emails sent per UTC day; mail past it waits a day"
-    )
-    email_daily_quota: int = Field(default=100, ge=0)
-    email_monthly_quota: int = Field(default=3_000, ge=0)
-    email_rate_limit_per_second: float = Field(default=2.0, gt=0)
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = True
-    smtp_implicit_tls: bool = False
-    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
-    resend_api_key: str | None = None
-    resend_api_url: str = "https://api.resend.com"
-    resend_webhook_secret: str | None = None
-    resend_timeout_seconds: float = Field(default=15.0, gt=0)
 
     # --- payments (billing) ---
     payments_provider: Literal["sandbox", "lemonsqueezy"] = "sandbox"
@@ -286,16 +248,6 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         async_database_url(value)
         return value
-
-    @model_validator(mode="after")
-    def _email_provider_is_configured(self) -> Settings:
-        if self.email_provider == "smtp" and not self.smtp_host:
-            raise ValueError("TUTORAPP_SMTP_HOST must be set when TUTORAPP_EMAIL_PROVIDER=smtp")
-        if self.email_provider == "resend" and not self.resend_api_key:
-            raise ValueError(
-                "TUTORAPP_RESEND_API_KEY must be set when TUTORAPP_EMAIL_PROVIDER=resend"
-            )
-        return self
 
     @model_validator(mode="after")
     def _email_provider_is_configured(self) -> Settings:
@@ -394,23 +346,6 @@ class Settings(BaseSettings):
     @property
     def show_tracebacks(self) -> bool:
         return self.profile == "dev"
-
-    @property
-    def jobs_system_database_url(self) -> str:
-        """DBOS's system database (plain driver URL, as DBOS expects it)."""
-        if self.jobs_database_url:
-            return self.jobs_database_url
-        url = make_url(self.database_url)
-        if self.is_sqlite:
-            path = self.sqlite_path or Path("var/tutorapp.db")
-            return f"sqlite:///{path.with_name(path.stem + '-jobs.db')}"
-        return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    @property
-    def jobs_run_in_serve(self) -> bool:
-        if self.jobs_embedded_worker is not None:
-            return self.jobs_embedded_worker
-        return self.profile != "test"
 
     @property
     def jobs_system_database_url(self) -> str:
