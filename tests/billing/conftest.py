@@ -141,3 +141,6 @@ async def process_pending(db: Database) -> list[str]:
 async def process(db: Database, event_id: str | uuid.UUID) -> str:
     async with db.unit_of_work() as session:
         return await webhooks.process_event(session, db.settings, uuid.UUID(str(event_id)))
+
+
+from tests.scheduling.conftest import market  # noqa: E402, F401 - a catalogue and an admin
