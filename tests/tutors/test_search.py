@@ -67,6 +67,8 @@ async def test_full_text_and_filters(app, client, market: Market, db) -> None:
     assert names(await get(q="geometry proofs")) == ["Bob"]
     assert names(await get(q="mathematics", sort="price")) == ["Bob", "Ada", "Cleo"]  # subject ancestors
     assert names(await get(q="zzzz")) == []
+    for odd in ['foo_bar 日本語', '"OR" NEAR( AND*', "x' OR 1=1 --"]:
+        assert names(await get(q=odd)) == []
     assert names(await get(q="!!!", sort="rating")) == ["Cleo", "Ada", "Bob", "Dan"]
     assert names(await get(subject="mathematics", sort="price")) == ["Bob", "Ada", "Cleo"]
     assert names(await get(subject="mathematics/algebra", sort="price")) == ["Ada", "Cleo"]

@@ -7,7 +7,8 @@ matched ("alg" finds "algebra") and all must match.
 Sorts: `relevance` (needs `q`; otherwise it falls back to rating), `rating`
 (average, best first), `price` (hourly rate, cheapest first), `soonest` (the first
 free slot in the free-time window, earliest first; tutors with none are left out).
-Every order ends with the id, and the cursor carries the last row's sort key and id,
+Every order ends with the id (in the sort's direction), and the cursor carries the
+last row's sort key and id,
 so pages never skip or repeat a tutor while the data is unchanged.
 
 Free time (`free_from`/`free_to` in the viewer's zone, or `sort=soonest`) is
@@ -26,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, and_, exists, func, literal_column, or_, select, text
+from sqlalchemy import Select, and_, exists, func, literal_column, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
@@ -67,7 +68,7 @@ class Query:
 
 
 def _words(q: str | None) -> list[str]:
-    return re.findall(r"\w+", (q or "").lower())[:12]
+    return re.findall(r"[^\W_]+", (q or "").lower())[:12]
 
 
 def encode_cursor(sort: str, key: Any, tutor_id: uuid.UUID) -> str:
@@ -175,12 +176,17 @@ async def search(session: AsyncSession, query: Query, *, settings: Settings, now
         key_column, descending = TutorProfile.rating_avg, True
     else:
         key_column, descending = TutorProfile.hourly_rate_minor, False
+    # Row-value comparison (key, id) < / > (cursor): one index range on PostgreSQL. Ties
+    # are broken by the id in the same direction, so (status, key, id) serves both ways.
+    def after(key: Any, after_id: uuid.UUID) -> Any:
+        row = tuple_(key_column, TutorProfile.id)
+        return row < tuple_(key, after_id) if descending else row > tuple_(key, after_id)
+
     if query.cursor:
-        key, after_id = decode_cursor(query.cursor, sort)
-        beyond = key_column < key if descending else key_column > key
-        stmt = stmt.where(or_(beyond, and_(key_column == key, TutorProfile.id > after_id)))
+        stmt = stmt.where(after(*decode_cursor(query.cursor, sort)))
     stmt = stmt.add_columns(key_column.label("sort_key")).order_by(
-        key_column.desc() if descending else key_column.asc(), TutorProfile.id.asc()
+        *((key_column.desc(), TutorProfile.id.desc()) if descending
+          else (key_column.asc(), TutorProfile.id.asc()))
     )
 
     if free_window is None:
@@ -215,9 +221,7 @@ async def search(session: AsyncSession, query: Query, *, settings: Settings, now
             break
         if scanned >= settings.search_free_time_scan_max:
             break
-        key, after_id = last
-        beyond = key_column < key if descending else key_column > key
-        stmt = stmt.where(or_(beyond, and_(key_column == key, TutorProfile.id > after_id)))
+        stmt = stmt.where(after(*last))
     next_cursor = None
     if not exhausted and last is not None:
         next_cursor = encode_cursor(sort, last[0], last[1])
