@@ -284,3 +284,30 @@ async def test_unknown_events_and_variants_are_stored_and_ignored(
     assert await process_pending(db) == ["ignored: license_key_created is not handled",
                                          "ignored: unknown variant 999"]
     assert await lots(db) == []
+
+
+async def test_what_each_subscription_state_allows(client: httpx.AsyncClient, db: Database,
+                                                   settings) -> None:  # noqa: ANN001
+    from tutorapp.billing import credits
+
+    parent = await make_user(db, role=Role.parent)
+    uid = parent.user.id
+    for payload in (subscription_event("subscription_created", user_id=uid),
+                    invoice_event("subscription_payment_success", user_id=uid)):
+        await deliver(client, settings, payload)
+    await process_pending(db)
+    wallet = await wallet_of(db, uid)
+    now = T0 + timedelta(days=1)
+    ends = T0 + timedelta(days=20)
+    expected = [("past_due", now, 4), ("paused", now, 0), ("unpaid", now, 0),
+                ("active", now, 4), ("cancelled", now, 4), ("cancelled", ends, 0)]
+    for hour, (status, when, spendable) in enumerate(expected, start=1):
+        name = {"paused": "subscription_paused", "cancelled": "subscription_cancelled"}.get(
+            status, "subscription_updated")
+        await deliver(client, settings, subscription_event(
+            name, user_id=uid, status=status, cancelled=status == "cancelled",
+            ends_at=ends if status == "cancelled" else None,
+            updated_at=T0 + timedelta(hours=hour)))
+        await process_pending(db)
+        async with db.session() as session:
+            assert await credits.available(session, wallet.id, when) == spendable, status

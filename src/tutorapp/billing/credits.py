@@ -98,7 +98,12 @@ async def grant(session: AsyncSession, wallet: Wallet, *, source: LotSource, sou
 
 
 def _usable(now: datetime):  # noqa: ANN202 - a SQL condition
-    spendable = select(Subscription.id).where(Subscription.status.in_(list(SPENDABLE)))
+    spendable = select(Subscription.id).where(
+        Subscription.status.in_(list(SPENDABLE)),
+        # a cancelled subscription's grace ends at ends_at
+        or_(Subscription.status != SubscriptionStatus.cancelled, Subscription.ends_at.is_(None),
+            Subscription.ends_at > now),
+    )
     return (
         (CreditLot.remaining > 0),
         (CreditLot.expired_at.is_(None)),
