@@ -355,3 +355,22 @@ async def test_sandbox_portal_renewal_failure_and_recovery(app, client: httpx.As
     assert (await client.get("/api/v1/billing/wallet",
                              headers=parent.headers)).json()["credits_available"] == 12
     assert (await client.post(f"{path}/explode")).status_code == 404
+
+
+async def test_the_settle_job_pays_a_held_booking_from_the_wallet_by_itself(
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+    parent, child = await family(app, client, db)
+    await subscribe_in_sandbox(client, db, parent)
+    pin(app, NOW)
+    _, tutor_id = await approved_tutor(app, client, market, rules=EVERY_DAY)
+    booked = await client.post("/api/v1/bookings", headers=parent.headers, json={
+        "tutor_id": tutor_id, "start": LESSON, "length": 60, "student_id": str(child.user.id)})
+    booking_id = booked.json()["id"]
+    assert booked.json()["status"] == "held"
+    # What `billing.settle_booking` does on scheduling's `booking.held` event.
+    assert await settle(db, booking_id, NOW) == "booking confirmed"
+    assert await settle(db, booking_id, NOW) == "open"
+    seen = await client.get(f"/api/v1/bookings/{booking_id}", headers=parent.headers)
+    assert seen.json()["status"] == "confirmed"
+    assert (await client.get("/api/v1/billing/wallet",
+                             headers=parent.headers)).json()["credits_available"] == 3
