@@ -2,14 +2,13 @@
 
 - `billing.process_event`: apply one stored webhook (started after the inbox commit).
 - `billing.settle_booking`: pay a held booking from the wallet, or settle its credit
-  when the booking ends (started by scheduling's domain events).
+  when the booking ends (subscribed to scheduling's `booking.*` events).
 - `billing.sweep` (every minute): events and bookings a lost start left behind,
   earnings past their hold time, credits past their expiry.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,9 +16,7 @@ from typing import Any
 from tutorapp.billing import bookings, credits, earnings, webhooks
 from tutorapp.core.time import utcnow
 from tutorapp.jobs.engine import enqueue, function, runtime, step
-from tutorapp.scheduling.events import on_event
 
-log = logging.getLogger("tutorapp.billing.jobs")
 PROCESS_EVENT = "billing.process_event"
 SETTLE_BOOKING = "billing.settle_booking"
 SWEEP_GRACE = timedelta(seconds=30)
@@ -59,21 +56,12 @@ async def settle_or_pay(session: Any, booking_id: uuid.UUID, *, now: datetime) -
     return await bookings.settle(session, runtime.settings, booking_id, now=now)
 
 
-@function(SETTLE_BOOKING, concurrency=10)
-async def settle_booking(booking_id: str) -> str:
-    return await step("billing.settle", _settle, booking_id)
-
-
-@on_event
-async def _booking_changed(name: str, booking_id: uuid.UUID, data: dict[str, Any]) -> None:
-    """Scheduling's after-commit hook: start the settling job (the sweep covers a loss)."""
-    if name not in BOOKING_EVENTS:
-        return
-    try:
-        await enqueue(SETTLE_BOOKING, str(booking_id), key=f"{booking_id}:{name}")
-    except Exception:
-        log.exception("could not start %s for booking %s; the sweep will", SETTLE_BOOKING,
-                      booking_id)
+@function(SETTLE_BOOKING, on=sorted(BOOKING_EVENTS), concurrency=10)
+async def settle_booking(event: dict[str, Any]) -> str:
+    """Scheduling's durable `booking.*` events (stored with the transition, started
+    after its commit, once per event): pay a held booking from the wallet, or settle
+    an ended booking's credit. Safe to run twice: it looks at the booking's status."""
+    return await step("billing.settle", _settle, str(event["data"]["booking_id"]))
 
 
 async def _sweep() -> dict[str, int]:
