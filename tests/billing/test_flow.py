@@ -58,6 +58,10 @@ async def subscribe_in_sandbox(client: httpx.AsyncClient, db: Database, parent) 
     assert names == ["order_created", "subscription_created", "subscription_payment_success"]
     assert await process_pending(db) == ["subscription order: booked from its invoice",
                                          "subscription active", "period paid: credits granted"]
+    async with db.session() as session:
+        from tutorapp.billing.models import Checkout
+
+        assert (await session.get(Checkout, uuid.UUID(checkout["id"]))).paid_at is not None
     again = await client.post(f"{path}/pay", follow_redirects=False)
     assert again.status_code == 303  # paying twice sends nothing more
     assert await process_pending(db) == []

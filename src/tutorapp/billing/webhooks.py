@@ -174,6 +174,18 @@ async def _order_event(session: AsyncSession, settings: Settings,
     return outcome
 
 
+async def _mark_checkout_paid(session: AsyncSession, meta: dict[str, Any]) -> None:
+    from tutorapp.billing.models import Checkout
+
+    try:
+        checkout_id = uuid.UUID(str((meta.get("custom_data") or {}).get("checkout_id")))
+    except ValueError:
+        return
+    checkout = await session.get(Checkout, checkout_id)
+    if checkout is not None and checkout.paid_at is None:
+        checkout.paid_at = utcnow()
+
+
 async def process_event(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> str:
     """Apply one stored event; a processed event is skipped (safe to run twice)."""
     event = await session.get(WebhookEvent, event_id, with_for_update=True)
@@ -192,6 +204,8 @@ async def process_event(session: AsyncSession, settings: Settings, event_id: uui
         outcome = f"ignored: {name} is not handled"
     if outcome == DEFER:
         return outcome
+    if name in ("order_created", "subscription_payment_success"):
+        await _mark_checkout_paid(session, event.payload["meta"])
     event.processed_at = utcnow()
     event.outcome = outcome[:200]
     await session.flush()
