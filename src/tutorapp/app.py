@@ -24,6 +24,7 @@ from tutorapp.core.middleware import (
 from tutorapp.core.templating import STATIC_DIR, create_templates
 from tutorapp.accounts import api as accounts_api
 from tutorapp.accounts import pages as accounts_pages
+from tutorapp.admin import pages as admin_pages
 from tutorapp.billing import api as billing_api
 from tutorapp.billing import pages as billing_pages
 from tutorapp.core.ratelimit import RateLimiter
@@ -36,9 +37,11 @@ from tutorapp.ops import api as ops_api
 from tutorapp.ops import pages as ops_pages
 from tutorapp.reviews import api as reviews_api
 from tutorapp.scheduling import api as scheduling_api
+from tutorapp.scheduling import pages as scheduling_pages
 from tutorapp.site import api as site_api
 from tutorapp.site import pages as site_pages
 from tutorapp.tutors import api as tutors_api
+from tutorapp.tutors import pages as tutors_pages
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,6 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_pages.router)
     app.include_router(site_api.router)
     app.include_router(site_pages.router)
+    app.include_router(scheduling_pages.router)
+    app.include_router(tutors_pages.router)
+    app.include_router(admin_pages.router)
     for router in billing_api.routers:
         app.include_router(router)
     app.include_router(billing_pages.router)

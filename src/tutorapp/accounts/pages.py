@@ -23,6 +23,7 @@ from tutorapp.accounts.deps import (
     CurrentPrincipal,
     CurrentPrincipalAAL1,
     OptionalPrincipal,
+    ParentPrincipal,
 )
 from tutorapp.accounts.devices import describe_device
 from tutorapp.accounts.models import Role
@@ -44,7 +45,12 @@ def page_csrf_token(request: Request) -> str:
     """The token forms on this page must send back."""
     principal = getattr(request.state, "principal", None)
     if principal is not None and principal.via == "cookie":
-        return csrf_token(request.app.state.settings, principal.session.id)
+        # the identity survives a rollback that expired the row (error pages render late)
+        from sqlalchemy import inspect
+
+        identity = inspect(principal.session).identity
+        session_id = identity[0] if identity else principal.session.id
+        return csrf_token(request.app.state.settings, session_id)
     token = request.cookies.get(form_cookie_name(request.app.state.settings))
     if not token:
         token = getattr(request.state, "new_form_token", None) or new_token(16)
@@ -53,7 +59,11 @@ def page_csrf_token(request: Request) -> str:
 
 
 async def check_form_csrf(request: Request) -> None:
-    """Double-submit check for forms posted without a session."""
+    """Double-submit check for forms posted without a session. A signed-in browser's
+    forms carry the session-bound token instead, checked by the access rule already."""
+    principal = getattr(request.state, "principal", None)
+    if principal is not None and principal.via == "cookie":
+        return
     form = await request.form()
     cookie = request.cookies.get(form_cookie_name(request.app.state.settings), "")
     sent = form.get("csrf_token", "")
@@ -360,12 +370,7 @@ async def revoke_submit(session_id: uuid.UUID, principal: CurrentPrincipal,
     return RedirectResponse("/app/account/security", status_code=303)
 
 
-# --- the web app's home --------------------------------------------------------------
-
-
-@router.get("/app", response_class=HTMLResponse)
-async def app_home(request: Request, principal: CurrentPrincipal) -> Response:
-    return render(request, "app/home.html", user=principal.user)
+# --- the web app's home (the dashboard itself is scheduling.pages) ----------------------
 
 
 @router.post("/app/verify/resend")
@@ -377,9 +382,128 @@ async def resend_submit(request: Request, principal: CurrentPrincipal, db: Sessi
                                     max(1, settings.email_otp_interval_seconds)),
                               str(principal.id))
         except AppError as error:
-            return await form_failed(db, request, "app/home.html", error, user=principal.user)
+            return await form_failed(db, request, "auth/done.html", error,
+                                     title="Try again in a minute", message=error.detail,
+                                     link="/app", link_text="Back")
         await service.send_verification(db, settings, principal.user)
-    return render(request, "app/home.html", user=principal.user, resent=True)
+    return RedirectResponse("/app?resent=1", status_code=303)
+
+
+# --- account: profile, time zone, email, password, export, deletion --------------------
+
+
+def _account(request: Request, principal: Any, status_code: int = 200, **extra: Any) -> Response:
+    values = {"display_name": principal.user.display_name, "time_zone": principal.user.time_zone}
+    values.update(extra.pop("values", {}))
+    return render(request, "app/account.html", status_code=status_code, user=principal.user,
+                  values=values, **extra)
+
+
+@router.get("/app/account", response_class=HTMLResponse)
+async def account_page(request: Request, principal: CurrentPrincipal) -> Response:
+    return _account(request, principal, notice=request.query_params.get("done"))
+
+
+@router.post("/app/account/profile")
+async def account_profile(request: Request, principal: CurrentPrincipal, db: SessionDep,
+                          display_name: Field, time_zone: Field) -> Response:
+    try:
+        if not display_name.strip():
+            raise InvalidInput("display_name", "your name cannot be empty")
+        await service.update_profile(db, principal.user, display_name=display_name[:100],
+                                     time_zone=time_zone.strip(), locale=None)
+    except AppError as error:
+        await db.rollback()
+        return _account(request, principal, status_code=error.status, error=error.detail,
+                        values={"display_name": display_name, "time_zone": time_zone})
+    return RedirectResponse("/app/account?done=profile", status_code=303)
+
+
+@router.post("/app/account/email")
+async def account_email(request: Request, principal: CurrentPrincipal, db: SessionDep,
+                        settings: SettingsDep, new_email: Field, current_password: Field) -> Response:
+    try:
+        sessions.check_current_password(principal.user, current_password)
+        await service.request_email_change(db, settings, principal.user, new_email)
+    except AppError as error:
+        await db.rollback()
+        return _account(request, principal, status_code=error.status, error=error.detail)
+    return RedirectResponse("/app/account?done=email", status_code=303)
+
+
+@router.post("/app/account/password")
+async def account_password(request: Request, principal: CurrentPrincipal, db: SessionDep,
+                           settings: SettingsDep, current_password: Field,
+                           new_password: Field) -> Response:
+    try:
+        sessions.check_current_password(principal.user, current_password)
+        client = client_of(request)
+        await sessions.set_password(db, principal.user, new_password, client=client)
+        tokens = await sessions.reauthenticated(db, settings, principal.user, principal.session,
+                                                client=client, sign_out_others=True)
+    except AppError as error:
+        await db.rollback()
+        return _account(request, principal, status_code=error.status, error=error.detail)
+    response = RedirectResponse("/app/account?done=password", status_code=303)
+    set_session_cookie(response, settings, tokens)
+    return response
+
+
+@router.get("/app/account/export")
+async def account_export(principal: CurrentPrincipal, db: SessionDep) -> Response:
+    import orjson
+
+    data = await service.export(db, principal.user)
+    return Response(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2),
+                    media_type="application/json",
+                    headers={"Content-Disposition": 'attachment; filename="tutorapp-export.json"'})
+
+
+@router.get("/app/account/delete")
+async def account_delete_page(request: Request, principal: CurrentPrincipal) -> Response:
+    return render(request, "app/account_delete.html", user=principal.user)
+
+
+@router.post("/app/account/delete")
+async def account_delete(request: Request, principal: CurrentPrincipal, db: SessionDep,
+                         settings: SettingsDep, current_password: Field) -> Response:
+    try:
+        sessions.check_current_password(principal.user, current_password)
+        await service.delete_account(db, principal.user, ip=client_of(request).ip)
+    except AppError as error:
+        return await form_failed(db, request, "app/account_delete.html", error,
+                                 user=principal.user)
+    response = render(request, "auth/done.html", title="Account deleted",
+                      message="Your personal data was erased. Lessons and payments are kept "
+                      "anonymised, as the law on accounting requires.", link="/",
+                      link_text="Home")
+    response.delete_cookie(settings.session_cookie_name, path="/",
+                           secure=settings.secure_cookies, httponly=True, samesite="lax")
+    return response
+
+
+# --- a parent's children --------------------------------------------------------------
+
+
+@router.get("/app/children", response_class=HTMLResponse)
+async def children_page(request: Request, principal: ParentPrincipal, db: SessionDep) -> Response:
+    return render(request, "app/children.html", children=await service.children_of(db, principal.user),
+                  zone=principal.user.time_zone)
+
+
+@router.post("/app/children")
+async def children_add(request: Request, principal: ParentPrincipal, db: SessionDep,
+                       display_name: Field, time_zone: Annotated[str, Form()] = "") -> Response:
+    try:
+        if not display_name.strip():
+            raise InvalidInput("display_name", "give the child's name")
+        await service.add_child(db, principal.user, display_name=display_name[:100],
+                                time_zone=time_zone.strip() or None, email=None)
+    except AppError as error:
+        return await form_failed(db, request, "app/children.html", error,
+                                 children=await service.children_of(db, principal.user),
+                                 zone=principal.user.time_zone)
+    return RedirectResponse("/app/children?added=1", status_code=303)
 
 
 def template_context(request: Request) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The back office: admin pages over the other domains ' services."""

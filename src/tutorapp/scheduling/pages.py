@@ -1,0 +1,400 @@
+"""Web pages of lessons: the dashboard at /app, the booking flow (single lesson or
+weekly series, through payment), booking detail with "add to calendar",
+reschedule, cancel (its consequence shown before confirming), review, and the
+tutor's side: requests, lesson notes and weekly availability with date overrides.
+
+Pages call the services of scheduling, billing, reviews, tutors and accounts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tutorapp.accounts import service as accounts
+from tutorapp.accounts.deps import CurrentPrincipal, StudentOrParent, TutorPrincipal
+from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.pages import form_failed, render
+from tutorapp.core.db import SessionDep
+from tutorapp.core.errors import AppError, InvalidInput, NotFound, safe_next
+from tutorapp.reviews import schemas as review_schemas
+from tutorapp.reviews import service as reviews
+from tutorapp.reviews.models import Review
+from tutorapp.scheduling import availability, bookings, schemas, series, timeslots
+from tutorapp.scheduling.api import clock
+from tutorapp.scheduling.models import Booking, BookingStatus
+from tutorapp.site.pages import _slot_days, viewer_zone
+from tutorapp.tutors import service as tutors
+from tutorapp.tutors.models import TutorProfile
+
+router = APIRouter(include_in_schema=False)
+FormStr = Annotated[str, Form()]
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+async def describe(session: AsyncSession, rows: list[Booking]) -> list[dict[str, Any]]:
+    """Bookings with the names a page shows (one query per kind, not per row)."""
+    tutor_ids = {b.tutor_id for b in rows}
+    user_ids = {b.student_id for b in rows} | {b.tutor_user_id for b in rows}
+    profiles = {p.id: p for p in await session.scalars(
+        select(TutorProfile).where(TutorProfile.id.in_(tutor_ids)))} if tutor_ids else {}
+    users = {u.id: u for u in await session.scalars(
+        select(User).where(User.id.in_(user_ids)))} if user_ids else {}
+    reviewed = set(await session.scalars(
+        select(Review.booking_id).where(Review.booking_id.in_([b.id for b in rows])))) if rows else set()
+    out = []
+    for b in rows:
+        profile = profiles.get(b.tutor_id)
+        student = users.get(b.student_id)
+        out.append({"b": b, "tutor_name": profile.display_name if profile else "—",
+                    "student_name": student.display_name if student else "—",
+                    "reviewed": b.id in reviewed, "profile": profile})
+    return out
+
+
+# --- wallet and subscription (billing's tables, read for display) ------------------------
+
+
+async def wallet_summary(session: AsyncSession, user: User, now: datetime) -> dict[str, Any]:
+    from tutorapp.billing import credits
+    from tutorapp.billing.models import Subscription, Wallet
+
+    wallet = await session.scalar(
+        select(Wallet).where(Wallet.owner_id == credits.wallet_owner_id(user)))
+    if wallet is None:
+        return {"credits": 0, "subscriptions": []}
+    subs = list(await session.scalars(
+        select(Subscription).where(Subscription.wallet_id == wallet.id)
+        .order_by(Subscription.created_at.desc())))
+    return {"credits": await credits.available(session, wallet.id, now), "subscriptions": subs}
+
+
+# --- dashboard ------------------------------------------------------------------------
+
+
+@router.get("/app")
+async def dashboard(request: Request, principal: CurrentPrincipal, session: SessionDep) -> Response:
+    user = principal.user
+    now = clock(request)
+    context: dict[str, Any] = {"user": user, "zone": user.time_zone, "now": now,
+                               "resent": request.query_params.get("resent") == "1"}
+    if user.role == Role.admin:
+        return render(request, "app/home.html", **context)
+    rows = await bookings.list_for(session, user, start=now - timedelta(days=120), limit=500)
+    described = await describe(session, rows)
+    context["upcoming"] = [d for d in described if d["b"].end_at > now
+                           and d["b"].status in bookings.OPEN_STATUSES]
+    context["past"] = list(reversed([d for d in described if d["b"].end_at <= now
+                                     or d["b"].status not in bookings.OPEN_STATUSES]))[:20]
+    if user.role == Role.tutor:
+        context["profile"] = await tutors.profile_of_user(session, user.id)
+        context["requests"] = [d for d in context["upcoming"]
+                               if d["b"].status == BookingStatus.requested]
+        context["earnings"] = await _earnings(session, user)
+    else:
+        context.update(await wallet_summary(session, user, now))
+    if user.role == Role.parent:
+        context["children"] = await accounts.children_of(session, user)
+    return render(request, "app/home.html", **context)
+
+
+async def _earnings(session: AsyncSession, user: User) -> dict[str, Any]:
+    from tutorapp.billing import ledger
+    from tutorapp.billing.models import Earning
+
+    found = await ledger.balances(session, [ledger.tutor_pending(user.id),
+                                            ledger.tutor_payable(user.id)])
+    pending = [(-v, c) for (a, c), v in found.items() if a.startswith("tutor_pending") and v]
+    payable = [(-v, c) for (a, c), v in found.items() if a.startswith("tutor_payable") and v]
+    rows = list(await session.scalars(
+        select(Earning).where(Earning.tutor_user_id == user.id)
+        .order_by(Earning.created_at.desc()).limit(20)))
+    return {"pending": pending, "payable": payable, "rows": rows}
+
+
+# --- booking flow -----------------------------------------------------------------------
+
+
+def _parse_start(value: str) -> datetime:
+    try:
+        start = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("start", "pick a slot from the tutor's page") from None
+    if start.tzinfo is None:
+        raise InvalidInput("start", "pick a slot from the tutor's page")
+    return start
+
+
+async def _book_context(session: AsyncSession, principal: Any, tutor_id: uuid.UUID,
+                        start: str, length: int, zone: str) -> dict[str, Any]:
+    profile = await tutors.get_profile(session, tutor_id, viewer=principal.user)
+    children = (await accounts.children_of(session, principal.user)
+                if principal.role == Role.parent else [])
+    moment = _parse_start(start)
+    return {"profile": profile, "start": moment, "start_raw": start, "length": length,
+            "zone": zone, "children": children,
+            "price": bookings.price_of(profile, length) if length in profile.lesson_lengths else 0,
+            "weekday": WEEKDAYS[moment.astimezone(timeslots.zone(zone)).weekday()]}
+
+
+@router.get("/app/book/{tutor_id}")
+async def book_page(request: Request, tutor_id: uuid.UUID, principal: StudentOrParent,
+                    session: SessionDep, start: str = "", length: int = 60,
+                    tz: str | None = None) -> Response:
+    zone = viewer_zone(principal, tz)
+    try:
+        context = await _book_context(session, principal, tutor_id, start, length, zone)
+    except InvalidInput:
+        return see_other(f"/tutors/{tutor_id}")
+    return render(request, "app/book.html", **context)
+
+
+@router.post("/app/book/{tutor_id}")
+async def book_submit(request: Request, tutor_id: uuid.UUID, principal: StudentOrParent,
+                      session: SessionDep, start: FormStr, length: Annotated[int, Form()],
+                      zone: Annotated[str, Form()] = "UTC",
+                      repeat: Annotated[str, Form()] = "once",
+                      count: Annotated[int, Form()] = 4,
+                      student_id: Annotated[str, Form()] = "") -> Response:
+    settings = request.app.state.settings
+    now = clock(request)
+    try:
+        context = await _book_context(session, principal, tutor_id, start, length, zone)
+        child = uuid.UUID(student_id) if student_id else None
+        if principal.role == Role.parent and child is None:
+            raise InvalidInput("student_id", "choose which child the lesson is for")
+        if repeat == "weekly":
+            data = schemas.SeriesIn(tutor_id=tutor_id, start=context["start"], length=length,
+                                    student_id=child, count=count, mode="available",
+                                    time_zone=zone if timeslots.is_valid_zone(zone) else None)
+            _, booked, _conflicts = await series.book_series(
+                session, caller=principal.user, data=data, settings=settings, now=now)
+            if not booked:
+                raise bookings.SlotTaken("None of these weekly times is free: pick another slot.")
+            first = booked[0]
+            return see_other(f"/app/bookings/{first.id}?series={len(booked)}")
+        booking = await bookings.book(session, caller=principal.user, tutor_id=tutor_id,
+                                      start=context["start"], length=length, student_id=child,
+                                      settings=settings, now=now)
+    except AppError as error:
+        try:
+            context = await _book_context(session, principal, tutor_id, start, length, zone)
+        except AppError:
+            context = {}
+        return await form_failed(session, request, "app/book.html", error, **context)
+    except ValueError as exc:  # bad uuid or pydantic validation of the series
+        return await form_failed(session, request, "app/book.html",
+                                 InvalidInput("count", str(exc).splitlines()[0]), **context)
+    return see_other(f"/app/bookings/{booking.id}")
+
+
+async def _booking_context(request: Request, session: AsyncSession, principal: Any,
+                           booking_id: uuid.UUID) -> dict[str, Any]:
+    booking = await bookings.get_for(session, booking_id, principal.user)
+    (row,) = await describe(session, [booking])
+    now = clock(request)
+    context: dict[str, Any] = {"d": row, "b": booking, "zone": principal.user.time_zone,
+                               "now": now, "user": principal.user,
+                               "is_tutor": booking.tutor_user_id == principal.id,
+                               "plans": request.app.state.settings.billing_plans}
+    if booking.status == BookingStatus.held and principal.role in (Role.student, Role.parent):
+        context.update(await wallet_summary(session, principal.user, now))
+    if booking.series_id is not None:
+        context["series_rows"] = await describe(session, list(await session.scalars(
+            select(Booking).where(Booking.series_id == booking.series_id)
+            .order_by(Booking.start_at))))
+    return context
+
+
+@router.get("/app/bookings/{booking_id}")
+async def booking_page(request: Request, booking_id: uuid.UUID, principal: CurrentPrincipal,
+                       session: SessionDep) -> Response:
+    return render(request, "app/booking.html",
+                  **await _booking_context(request, session, principal, booking_id))
+
+
+@router.post("/app/bookings/{booking_id}/pay")
+async def pay_with_credit(request: Request, booking_id: uuid.UUID, principal: StudentOrParent,
+                          session: SessionDep) -> Response:
+    from tutorapp.billing import bookings as billing
+
+    try:
+        await billing.pay_with_credit(session, booking_id, principal.user, now=clock(request))
+    except AppError as error:
+        return await form_failed(session, request, "app/booking.html", error,
+                                 **await _booking_context(request, session, principal, booking_id))
+    return see_other(f"/app/bookings/{booking_id}?paid=1")
+
+
+@router.post("/app/bookings/{booking_id}/checkout")
+async def start_checkout(request: Request, booking_id: uuid.UUID, principal: StudentOrParent,
+                         session: SessionDep, plan: FormStr) -> Response:
+    from tutorapp.billing import checkout
+    from tutorapp.billing.api import calling, provider_for
+
+    settings = request.app.state.settings
+    try:
+        started = await calling(checkout.start(
+            session, settings, provider_for(request, session), principal.user,
+            plan_key=plan, booking_id=booking_id))
+    except AppError as error:
+        return await form_failed(session, request, "app/booking.html", error,
+                                 **await _booking_context(request, session, principal, booking_id))
+    assert started.url
+    return see_other(started.url)
+
+
+@router.get("/app/bookings/{booking_id}/cancel")
+async def cancel_page(request: Request, booking_id: uuid.UUID, principal: CurrentPrincipal,
+                      session: SessionDep) -> Response:
+    context = await _booking_context(request, session, principal, booking_id)
+    context["refund"] = await bookings.cancellation_refunds(session, context["b"], principal.user,
+                                                            context["now"])
+    return render(request, "app/cancel.html", **context)
+
+
+@router.post("/app/bookings/{booking_id}/cancel")
+async def cancel_submit(request: Request, booking_id: uuid.UUID, principal: CurrentPrincipal,
+                        session: SessionDep, scope: Annotated[str, Form()] = "this",
+                        reason: Annotated[str, Form()] = "") -> Response:
+    try:
+        await bookings.cancel(session, booking_id, principal.user, now=clock(request),
+                              reason=reason.strip()[:500] or None,
+                              scope="following" if scope == "following" else "this")
+    except AppError as error:
+        context = await _booking_context(request, session, principal, booking_id)
+        context["refund"] = False
+        return await form_failed(session, request, "app/cancel.html", error, **context)
+    return see_other(f"/app/bookings/{booking_id}")
+
+
+@router.get("/app/bookings/{booking_id}/reschedule")
+async def reschedule_page(request: Request, booking_id: uuid.UUID, principal: CurrentPrincipal,
+                          session: SessionDep, week: str | None = None) -> Response:
+    context = await _booking_context(request, session, principal, booking_id)
+    profile = context["d"]["profile"]
+    zone = principal.user.time_zone
+    today = datetime.now(timeslots.zone(zone)).date()
+    try:
+        start_day = max(date.fromisoformat(week), today) if week else today
+    except ValueError:
+        start_day = today
+    context["days"] = await _slot_days(request, session, profile, zone, start_day,
+                                       context["b"].length)
+    context["next_week"] = start_day + timedelta(days=7)
+    return render(request, "app/reschedule.html", **context)
+
+
+@router.post("/app/bookings/{booking_id}/reschedule")
+async def reschedule_submit(request: Request, booking_id: uuid.UUID, principal: CurrentPrincipal,
+                            session: SessionDep, start: FormStr) -> Response:
+    try:
+        await bookings.reschedule(session, booking_id, principal.user, start=_parse_start(start),
+                                  settings=request.app.state.settings, now=clock(request))
+    except AppError as error:
+        context = await _booking_context(request, session, principal, booking_id)
+        context["days"], context["next_week"] = [], None
+        return await form_failed(session, request, "app/reschedule.html", error, **context)
+    return see_other(f"/app/bookings/{booking_id}?moved=1")
+
+
+@router.post("/app/bookings/{booking_id}/review")
+async def review_submit(request: Request, booking_id: uuid.UUID, principal: StudentOrParent,
+                        session: SessionDep, stars: Annotated[int, Form()],
+                        text: Annotated[str, Form()] = "") -> Response:
+    try:
+        if not 1 <= stars <= 5:
+            raise InvalidInput("stars", "from 1 to 5 stars")
+        await reviews.create(session, booking_id, principal.user,
+                             review_schemas.ReviewIn(stars=stars, text=text[:5000]),
+                             now=clock(request))
+    except AppError as error:
+        return await form_failed(session, request, "app/booking.html", error,
+                                 **await _booking_context(request, session, principal, booking_id))
+    return see_other(f"/app/bookings/{booking_id}?reviewed=1")
+
+
+# --- the tutor's side -------------------------------------------------------------------
+
+
+@router.post("/app/bookings/{booking_id}/{action}")
+async def tutor_action(request: Request, booking_id: uuid.UUID, action: str,
+                       principal: TutorPrincipal, session: SessionDep,
+                       notes: Annotated[str, Form()] = "",
+                       next: Annotated[str, Form()] = "") -> Response:
+    now = clock(request)
+    try:
+        if action == "accept":
+            await bookings.approve(session, booking_id, principal.user)
+        elif action == "decline":
+            await bookings.decline(session, booking_id, principal.user)
+        elif action == "complete":
+            await bookings.complete(session, booking_id, principal.user, now=now)
+        elif action == "notes":
+            await bookings.set_notes(session, booking_id, principal.user, notes[:10_000])
+        else:
+            raise NotFound("No such action.")
+    except AppError as error:
+        return await form_failed(session, request, "app/booking.html", error,
+                                 **await _booking_context(request, session, principal, booking_id))
+    return see_other(safe_next(next) if next else f"/app/bookings/{booking_id}")
+
+
+def _rules_form(out: schemas.AvailabilityOut) -> dict[str, Any]:
+    return {"rules": out.rules, "overrides": out.overrides}
+
+
+@router.get("/app/availability")
+async def availability_page(request: Request, principal: TutorPrincipal,
+                            session: SessionDep) -> Response:
+    profile = await tutors.profile_of_user(session, principal.id)
+    if profile is None:
+        return see_other("/app/profile")
+    out = await availability.get_availability(session, profile)
+    return render(request, "app/availability.html", profile=profile, weekdays=WEEKDAYS,
+                  **_rules_form(out))
+
+
+@router.post("/app/availability")
+async def availability_submit(request: Request, principal: TutorPrincipal,
+                              session: SessionDep) -> Response:
+    """The whole week in one form: per weekday up to 3 ranges, plus date overrides."""
+    profile = await tutors.own_profile(session, principal.id)
+    form = await request.form()
+    rules, overrides = [], []
+    for day in range(7):
+        for n in range(3):
+            start, end = form.get(f"d{day}_{n}_start"), form.get(f"d{day}_{n}_end")
+            if start and end:
+                end = "24:00" if end == "23:59" else end
+                rules.append({"weekday": day, "start": start, "end": end})
+    for n in range(10):
+        day = form.get(f"o{n}_date")
+        if not day:
+            continue
+        kind = form.get(f"o{n}_kind") or "unavailable"
+        item: dict[str, Any] = {"day": day, "kind": kind}
+        if form.get(f"o{n}_start") and form.get(f"o{n}_end"):
+            item.update(start=form.get(f"o{n}_start"), end=form.get(f"o{n}_end"))
+        overrides.append(item)
+    try:
+        try:
+            body = schemas.AvailabilityIn.model_validate({"rules": rules, "overrides": overrides})
+        except ValueError as exc:
+            first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc)}  # type: ignore[attr-defined]
+            raise InvalidInput("availability", first["msg"]) from None
+        await availability.set_availability(session, profile, body, actor_id=principal.id)
+    except AppError as error:
+        out = await availability.get_availability(session, profile)
+        return await form_failed(session, request, "app/availability.html", error,
+                                 profile=profile, weekdays=WEEKDAYS, **_rules_form(out))
+    return see_other("/app/availability?saved=1")
