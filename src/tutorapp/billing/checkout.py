@@ -44,7 +44,9 @@ async def start(session: AsyncSession, settings: Settings, provider: PaymentsPro
         custom["booking_id"] = str(booking_id)
     created = await provider.create_checkout(CheckoutRequest(
         variant_id=plan.variant_id, email=user.email, name=user.display_name, custom=custom,
-        redirect_url=f"{settings.public_url.rstrip('/')}/",
+        # back to the web app: the booking being paid, or the dashboard
+        redirect_url=(f"{settings.public_url.rstrip('/')}/app/bookings/{booking_id}?paid=1"
+                      if booking_id is not None else f"{settings.public_url.rstrip('/')}/app"),
     ))
     checkout.provider_checkout_id = created.id
     checkout.url = created.url
