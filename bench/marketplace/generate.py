@@ -20,7 +20,7 @@ import asyncio
 import random
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert
@@ -69,7 +69,7 @@ async def main() -> None:
     rng = random.Random(args.seed)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     started = time.monotonic()
-    migrate.upgrade(settings)
+    await asyncio.to_thread(migrate.upgrade, settings)
     engine = create_engine(settings, settings.database_url)
 
     def log(message: str) -> None:

@@ -17,7 +17,7 @@ for i in $(seq 1 50); do
   curl -sf "http://127.0.0.1:$PORT/api/v1/catalogue/levels" >/dev/null 2>&1 && break
   sleep 0.5
 done
-for scenario in search profile_slots booking; do
+for scenario in ${SCENARIOS:-search search_relevance profile_slots booking}; do
   echo "=== $scenario: ${SECONDS_PER_RUN}s, $CONNECTIONS connections, 2 wrk threads"
   wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency \
       -s "bench/marketplace/$scenario.lua" "http://127.0.0.1:$PORT"

@@ -22,7 +22,7 @@ from tutorapp.core.audit import record
 from tutorapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tutorapp.scheduling import availability, timeslots
 from tutorapp.scheduling.events import emit
-from tutorapp.scheduling.models import ACTIVE_STATUSES, Booking, BookingStatus
+from tutorapp.scheduling.models import Booking, BookingStatus
 from tutorapp.tutors.models import ProfileStatus, TutorProfile
 
 OPEN_STATUSES = (BookingStatus.held, BookingStatus.requested, BookingStatus.confirmed)
