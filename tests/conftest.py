@@ -125,7 +125,8 @@ _dialect_of: dict[str, str] = {}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
-        param = callspec.params.get("database_url") if callspec else None
+        param = (callspec.params.get("database_url") or callspec.params.get("server")
+                 if callspec else None)  # e2e tests run per dialect through `server`
         _dialect_of[item.nodeid] = param or "no database"
 
 

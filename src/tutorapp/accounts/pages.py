@@ -399,6 +399,14 @@ def _account(request: Request, principal: Any, status_code: int = 200, **extra: 
                   values=values, **extra)
 
 
+async def _account_failed(db: AsyncSession, request: Request, principal: Any, error: AppError,
+                          **extra: Any) -> Response:
+    """The account page again with the error; rendered before the rollback expires rows."""
+    response = _account(request, principal, status_code=error.status, error=error.detail, **extra)
+    await db.rollback()
+    return response
+
+
 @router.get("/app/account", response_class=HTMLResponse)
 async def account_page(request: Request, principal: CurrentPrincipal) -> Response:
     return _account(request, principal, notice=request.query_params.get("done"))
@@ -413,9 +421,8 @@ async def account_profile(request: Request, principal: CurrentPrincipal, db: Ses
         await service.update_profile(db, principal.user, display_name=display_name[:100],
                                      time_zone=time_zone.strip(), locale=None)
     except AppError as error:
-        await db.rollback()
-        return _account(request, principal, status_code=error.status, error=error.detail,
-                        values={"display_name": display_name, "time_zone": time_zone})
+        return await _account_failed(db, request, principal, error,
+                                     values={"display_name": display_name, "time_zone": time_zone})
     return RedirectResponse("/app/account?done=profile", status_code=303)
 
 
@@ -426,8 +433,7 @@ async def account_email(request: Request, principal: CurrentPrincipal, db: Sessi
         sessions.check_current_password(principal.user, current_password)
         await service.request_email_change(db, settings, principal.user, new_email)
     except AppError as error:
-        await db.rollback()
-        return _account(request, principal, status_code=error.status, error=error.detail)
+        return await _account_failed(db, request, principal, error)
     return RedirectResponse("/app/account?done=email", status_code=303)
 
 
@@ -442,8 +448,7 @@ async def account_password(request: Request, principal: CurrentPrincipal, db: Se
         tokens = await sessions.reauthenticated(db, settings, principal.user, principal.session,
                                                 client=client, sign_out_others=True)
     except AppError as error:
-        await db.rollback()
-        return _account(request, principal, status_code=error.status, error=error.detail)
+        return await _account_failed(db, request, principal, error)
     response = RedirectResponse("/app/account?done=password", status_code=303)
     set_session_cookie(response, settings, tokens)
     return response
