@@ -222,6 +222,36 @@ def test_main_pages_at_phone_width(pages, server: Server) -> None:
         .map(e => [e.textContent.trim().slice(0, 30), e.getBoundingClientRect().height])
         .filter(([, h]) => h < 44)""")
     assert small == []
-    # installable: manifest and a service worker that controls the page
+    # the tutor's and the admin's pages too
+    tutor = pages.open(phone=True)
+    sign_in(tutor, server.shared["tutor_email"])
+    for path, name in [("/app", "dashboard-tutor"), ("/app/profile", "profile-editor"),
+                       ("/app/availability", "availability")]:
+        tutor.goto(path)
+        check_page(tutor, name)
+    admin = pages.open(phone=True)
+    sign_in(admin, ADMIN_EMAIL, totp=server.admin_totp)
+    for path, name in [("/admin", "admin-overview"), ("/admin/tutors?status=approved", "admin-tutors"),
+                       ("/admin/bookings", "admin-bookings")]:
+        admin.goto(path)
+        check_page(admin, name)
+
+
+def test_installable_pwa_works_offline_and_the_first_page_is_light(pages, server: Server) -> None:
+    page = pages.open(phone=True)
+    page.goto("/")
+    weight = page.evaluate("""() => {
+        const nav = performance.getEntriesByType('navigation')[0];
+        const res = performance.getEntriesByType('resource').filter(r => r.initiatorType !== 'img');
+        return nav.decodedBodySize + res.reduce((n, r) => n + r.decodedBodySize, 0); }""")
+    assert weight < 200_000, f"the landing page weighs {weight} bytes without images"
     manifest = page.request.get("/manifest.webmanifest").json()
-    assert manifest["display"] == "standalone"
+    assert manifest["display"] == "standalone" and manifest["start_url"] == "/app"
+    scope = page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)")
+    assert scope == server.url + "/"
+    page.reload()  # now controlled by the worker, which cached the shell
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    page.context.set_offline(True)
+    page.goto("/tutors?never-visited=1")
+    page.get_by_role("heading", name="You are offline").wait_for()
+    page.context.set_offline(False)
