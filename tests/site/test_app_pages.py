@@ -152,3 +152,32 @@ async def test_account_page_changes_zone_and_exports(client: httpx.AsyncClient, 
     export = await client.get("/app/account/export", headers=HTML)
     assert export.json()["user"]["time_zone"] == "Asia/Kolkata"
     assert "attachment" in export.headers["content-disposition"]
+
+
+async def test_reschedule_and_the_calendar_with_its_feed(
+    app, client: httpx.AsyncClient, market: Market, db
+) -> None:
+    _, tutor_id = await approved_tutor(app, client, market, rules=WEEKDAYS, name="Grace Hopper")
+    student = await make_user(db, time_zone="UTC")
+    await browser_login(client, student.email)
+    slot = await first_slot(client, tutor_id)
+    page = await client.get(slot["path"], headers=HTML)
+    booked = await client.post(f"/app/book/{tutor_id}", headers=HTML, data={
+        "start": slot["start"], "length": slot["length"], "zone": "UTC", "repeat": "once",
+        "csrf_token": csrf_of(page)})
+    booking_path = booked.headers["location"]
+    move = await client.get(booking_path + "/reschedule", headers=HTML,
+                            params={"week": (datetime.now() + timedelta(days=14)).date().isoformat()})
+    new_start = re.search(r'name="start" value="([^"]+)"', move.text).group(1)
+    moved = await client.post(booking_path + "/reschedule", headers=HTML,
+                              data={"start": new_start, "csrf_token": csrf_of(move)})
+    assert moved.status_code == 303 and moved.headers["location"].endswith("?moved=1")
+    week = datetime.fromisoformat(new_start).date().isoformat()
+    calendar = await client.get("/app/calendar", params={"week": week}, headers=HTML)
+    assert "Grace Hopper" in calendar.text
+    feed = await client.post("/app/calendar/feed", headers=HTML,
+                             data={"csrf_token": csrf_of(calendar)})
+    assert feed.status_code == 303
+    url = parse_qs(urlparse(feed.headers["location"]).query)["feed"][0]
+    ics = await client.get(urlparse(url).path)
+    assert ics.status_code == 200 and "BEGIN:VEVENT" in ics.text

@@ -25,7 +25,7 @@ from tutorapp.core.errors import AppError, InvalidInput, NotFound, safe_next
 from tutorapp.reviews import schemas as review_schemas
 from tutorapp.reviews import service as reviews
 from tutorapp.reviews.models import Review
-from tutorapp.scheduling import availability, bookings, schemas, series, timeslots
+from tutorapp.scheduling import availability, bookings, calendar, schemas, series, timeslots
 from tutorapp.scheduling.api import clock
 from tutorapp.scheduling.models import Booking, BookingStatus
 from tutorapp.site.pages import _slot_days, viewer_zone
@@ -321,6 +321,47 @@ async def review_submit(request: Request, booking_id: uuid.UUID, principal: Stud
         return await form_failed(session, request, "app/booking.html", error,
                                  **await _booking_context(request, session, principal, booking_id))
     return see_other(f"/app/bookings/{booking_id}?reviewed=1")
+
+
+# --- calendar ---------------------------------------------------------------------------
+
+
+@router.get("/app/calendar")
+async def calendar_page(request: Request, principal: CurrentPrincipal, session: SessionDep,
+                        week: str | None = None) -> Response:
+    """The week's lessons, one column per day, in the viewer's zone."""
+    zone = principal.user.time_zone
+    tz = timeslots.zone(zone)
+    today = datetime.now(tz).date()
+    try:
+        start_day = date.fromisoformat(week) if week else today - timedelta(days=today.weekday())
+    except ValueError:
+        start_day = today - timedelta(days=today.weekday())
+    start = datetime.combine(start_day, datetime.min.time(), tz)
+    rows = await describe(session, await bookings.list_for(
+        session, principal.user, start=start, end=start + timedelta(days=7)))
+    days = [(start_day + timedelta(days=i), []) for i in range(7)]
+    for row in rows:
+        if row["b"].status in (BookingStatus.cancelled, BookingStatus.expired):
+            continue
+        local = row["b"].start_at.astimezone(tz).date()
+        for day, items in days:
+            if day == local:
+                items.append(row)
+    return render(request, "app/calendar.html", days=days, zone=zone, today=today,
+                  prev_week=start_day - timedelta(days=7), next_week=start_day + timedelta(days=7),
+                  feed_url=request.query_params.get("feed"))
+
+
+@router.post("/app/calendar/feed")
+async def calendar_feed(request: Request, principal: CurrentPrincipal,
+                        session: SessionDep) -> Response:
+    """A new secret ICS feed URL for calendar apps (the previous one stops working)."""
+    from urllib.parse import urlencode
+
+    url = await calendar.regenerate_feed(session, principal.user,
+                                         settings=request.app.state.settings)
+    return see_other("/app/calendar?" + urlencode({"feed": url}))
 
 
 # --- the tutor's side -------------------------------------------------------------------
