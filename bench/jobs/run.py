@@ -88,19 +88,22 @@ async def enqueue_all(scenario: str, count: int) -> float:
     return elapsed
 
 
-def progress(settings_url: str, schema: str, name: str) -> tuple[int, int, int | None, int | None]:
-    """(done, total, first start ms, last completion ms) from DBOS's workflow_status."""
+def progress(settings_url: str, schema: str, name: str
+             ) -> tuple[int, int, int, int | None, int | None]:
+    """(succeeded, failed, total, first start ms, last completion ms) from DBOS's
+    workflow_status."""
     engine = sa.create_engine(settings_url)
     prefix = "" if settings_url.startswith("sqlite") else f"{schema}."
     try:
         with engine.connect() as c:
             row = c.execute(sa.text(
-                f"SELECT SUM(CASE WHEN status = 'SUCCESS' THEN 1 ELSE 0 END), COUNT(*), "
+                f"SELECT SUM(CASE WHEN status = 'SUCCESS' THEN 1 ELSE 0 END), "
+                f"SUM(CASE WHEN status = 'ERROR' THEN 1 ELSE 0 END), COUNT(*), "
                 f"MIN(COALESCE(started_at_epoch_ms, created_at)), MAX(completed_at) "
                 f"FROM {prefix}workflow_status WHERE name = :name"), {"name": name}).one()
     finally:
         engine.dispose()
-    return int(row[0] or 0), int(row[1] or 0), row[2], row[3]
+    return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3], row[4]
 
 
 def main() -> None:
@@ -142,8 +145,9 @@ def main() -> None:
                 stdout=(tmp / f"worker{n}.log").open("w"), stderr=subprocess.STDOUT))
         started = time.perf_counter()
         while True:
-            done, total, first, last = progress(sys_url, settings.jobs_database_schema, name)
-            if total >= args.count and done >= args.count:
+            done, failed, total, first, last = progress(
+                sys_url, settings.jobs_database_schema, name)
+            if total >= args.count and done + failed >= args.count:
                 break
             if time.perf_counter() - started > 1800:
                 raise SystemExit(f"timed out: {done}/{total}")
@@ -153,6 +157,7 @@ def main() -> None:
             "scenario": args.scenario, "count": args.count, "dialect": args.dialect,
             "workers": args.workers, "enqueue_per_s": round(args.count / enqueue_seconds, 1),
             "drain_seconds": round(drain, 2), "jobs_per_s": round(args.count / drain, 1),
+            "succeeded": done, "failed": failed,
             "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
                        f"Python {platform.python_version()}",
         }

@@ -78,8 +78,13 @@ class JobFunction:
     workflow: Callable[..., Awaitable[Any]]
     events: tuple[str, ...] = ()
     cron: str | None = None
-    concurrency: int | None = None
+    concurrency: int | Callable[[Settings], int | None] | None = None
     rate_limit: RateLimitSpec = None
+
+    def max_concurrency(self, settings: Settings) -> int | None:
+        if callable(self.concurrency):
+            return self.concurrency(settings)
+        return self.concurrency
 
     def limiter(self, settings: Settings) -> RateLimit | None:
         if callable(self.rate_limit):
@@ -98,7 +103,7 @@ def function(
     *,
     on: str | Sequence[str] = (),
     cron: str | None = None,
-    concurrency: int | None = 10,
+    concurrency: int | Callable[[Settings], int | None] | None = 10,
     rate_limit: RateLimitSpec = None,
 ) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
     """Declare a background function `domain.verb`.
@@ -249,8 +254,10 @@ class Runtime:
             if self._client is None:
                 url = self.settings.jobs_system_database_url
                 ensure_system_database(self.settings)
+                engine = system_database_engine(self.settings)
                 self._client = DBOSClient(
-                    system_database_url=url,
+                    system_database_url=None if engine is not None else url,
+                    system_database_engine=engine,
                     dbos_system_schema=self.settings.jobs_database_schema,
                     application_name=APP_NAME,
                 )
@@ -300,6 +307,42 @@ def ensure_system_database(settings: Settings) -> None:
     _migrated.add(url)
 
 
+_sqlite_engines: dict[str, Any] = {}
+
+
+def system_database_engine(settings: Settings) -> Any | None:
+    """For a SQLite system database, our own engine: WAL journal and
+    `synchronous=NORMAL` (DBOS's default engine keeps a rollback journal and syncs
+    every commit, which caps a worker at a few dozen writes a second), writers
+    serialized with `BEGIN IMMEDIATE` and a long busy timeout, as DBOS does.
+    None on PostgreSQL (DBOS's engine)."""
+    url = settings.jobs_system_database_url
+    if not url.startswith("sqlite"):
+        return None
+    engine = _sqlite_engines.get(url)
+    if engine is None:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False},
+                                  pool_size=10, max_overflow=10)
+
+        @sa.event.listens_for(engine, "connect")
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = "IMMEDIATE"
+            dbapi_connection.execute("PRAGMA busy_timeout=30000")
+            dbapi_connection.execute("PRAGMA foreign_keys=ON")
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+        _sqlite_engines[url] = engine
+    return engine
+
+
+def dispose_system_database_engines() -> None:
+    while _sqlite_engines:
+        _sqlite_engines.popitem()[1].dispose()
+
+
 def default_executor_id(settings: Settings) -> str:
     if settings.jobs_executor_id:
         return settings.jobs_executor_id
@@ -318,7 +361,10 @@ def dbos_config(settings: Settings, executor_id: str) -> DBOSConfig:
         "notification_listener_polling_interval_sec": 0.1,
         "scheduler_polling_interval_sec": 5.0,
     }
-    if not settings.is_sqlite:
+    engine = system_database_engine(settings)
+    if engine is not None:
+        config["system_database_engine"] = engine
+    else:
         config["sys_db_pool_size"] = 20
     return config
 
@@ -342,7 +388,7 @@ def start_worker(settings: Settings, *, executor_id: str | None = None) -> str:
             limiter = fn.limiter(settings)
             DBOS.register_queue(
                 fn.name,
-                global_concurrency=fn.concurrency,
+                global_concurrency=fn.max_concurrency(settings),
                 limiter={"limit": limiter.limit, "period": limiter.period} if limiter else None,
                 polling_interval_sec=settings.jobs_poll_interval_seconds,
                 on_conflict="always_update",

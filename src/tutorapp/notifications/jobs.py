@@ -50,21 +50,29 @@ async def _mark_failed(message_id: str, error: str, counted_on: str | None) -> N
                                   counted_on=counted_on)
 
 
-@function("email.deliver", concurrency=20, rate_limit=vendor_rate_limit)
+def delivery_concurrency(settings: Settings) -> int:
+    """SQLite takes one writer at a time: more concurrent deliveries only queue on it."""
+    return 4 if settings.is_sqlite else 20
+
+
+@function("email.deliver", concurrency=delivery_concurrency, rate_limit=vendor_rate_limit)
 async def deliver(message_id: str) -> str:
     """Deliver one queued EmailMessage through the configured provider. Safe to run
     twice: a message that is no longer queued is skipped, and the provider step is
     checkpointed (Resend also dedupes by the message id)."""
-    claim = await step("email.claim", _claim, message_id)
+    # Database steps retry too: a busy SQLite writer lock or a dropped connection
+    # passes; each of them is idempotent.
+    claim = await step("email.claim", _claim, message_id, retry=True)
     if claim["outcome"] != "send":
         return claim["outcome"]
     try:
         sent = await step("email.send", _send, claim["email"], retry=True)
     except Exception as exc:
         await step("email.record_failure", _mark_failed, message_id, describe_error(exc),
-                   claim["day"])
+                   claim["day"], retry=True)
         raise
-    await step("email.record_sent", _mark_sent, message_id, sent["provider"], sent["id"])
+    await step("email.record_sent", _mark_sent, message_id, sent["provider"], sent["id"],
+               retry=True)
     return "sent"
 
 
