@@ -129,3 +129,15 @@ async def test_keyset_pages_cover_everyone_once(app, client, market: Market, db)
     wrong_sort = await client.get("/api/v1/tutors", params={
         "sort": "price", "cursor": first.json()["next_cursor"]})
     assert wrong_sort.status_code == 422
+
+
+async def test_editing_a_profile_updates_the_full_text_index(app, client, market: Market) -> None:
+    from tests.scheduling.conftest import profile_body
+
+    tutor, _ = await approved_tutor(app, client, market, headline="Chess openings")
+    assert names(await client.get("/api/v1/tutors", params={"q": "chess"})) == ["Ada Tutor"]
+    response = await client.put("/api/v1/tutors/me", headers=tutor.headers,
+                                json=profile_body(market, headline="Violin basics"))
+    assert response.status_code == 200
+    assert names(await client.get("/api/v1/tutors", params={"q": "chess"})) == []
+    assert names(await client.get("/api/v1/tutors", params={"q": "violin"})) == ["Ada Tutor"]

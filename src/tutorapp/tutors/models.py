@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Enum,
     Float,
@@ -20,6 +21,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tutorapp.core.models import Entity, JSONDocument
+
+
+def _search_rowid() -> int:
+    import secrets
+
+    return secrets.randbits(62) + 1
 
 
 def _enum(cls: type[enum.Enum], length: int = 16) -> Enum:
@@ -99,6 +106,9 @@ class TutorProfile(Entity):
     rating_avg: Mapped[float] = mapped_column(Float, default=0.0)
     # headline + bio + subject names: what full-text search indexes (FTS5 / tsvector)
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # SQLite: the rowid of this profile's row in the FTS5 table `tutor_search` (a random
+    # 62-bit integer, stable across VACUUM unlike the table's own rowid).
+    search_rowid: Mapped[int] = mapped_column(BigInteger, unique=True, default=_search_rowid)
 
 
 class TutorSubject(Entity):

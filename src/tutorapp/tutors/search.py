@@ -99,12 +99,12 @@ def _rank_and_filter(stmt: Select, words: list[str], dialect: str) -> tuple[Sele
         vector = literal_column("tutor_profiles.search_vector")
         return stmt.where(vector.op("@@")(tsquery)), func.ts_rank(vector, tsquery)
     fts = text(
-        "SELECT profile_id, -bm25(tutor_search) AS rank FROM tutor_search "
+        "SELECT rowid AS search_rowid, -bm25(tutor_search) AS rank FROM tutor_search "
         "WHERE tutor_search MATCH :match"
     ).bindparams(match=" ".join(f'"{w}"*' for w in words)).columns(
-        literal_column("profile_id"), literal_column("rank")
+        literal_column("search_rowid"), literal_column("rank")
     ).subquery("fts")
-    stmt = stmt.join(fts, fts.c.profile_id == TutorProfile.id)
+    stmt = stmt.join(fts, fts.c.search_rowid == TutorProfile.search_rowid)
     return stmt, fts.c.rank
 
 

@@ -4,8 +4,9 @@ Besides the tables autogenerate sees, this revision creates by hand, per dialect
 - PostgreSQL: the btree_gist extension and the exclusion constraint that makes two
   active bookings of one tutor overlapping impossible; a generated tsvector column
   with a GIN index for full-text search of tutor profiles.
-- SQLite: an FTS5 table `tutor_search` kept in step with `tutor_profiles.search_text`
-  by triggers (deletes included, so emptying tutor_profiles empties it too).
+- SQLite: an FTS5 table `tutor_search` (rowid = `tutor_profiles.search_rowid`) kept in
+  step with `tutor_profiles.search_text` by triggers (deletes included, so emptying
+  tutor_profiles empties it too).
 Autogenerate ignores these objects (`tutorapp.core.migrate.include_object`).
 
 Revision ID: 0004
@@ -105,12 +106,14 @@ def upgrade() -> None:
     sa.Column('rating_count', sa.Integer(), nullable=False),
     sa.Column('rating_avg', sa.Float(), nullable=False),
     sa.Column('search_text', sa.Text(), nullable=False),
+    sa.Column('search_rowid', sa.BigInteger(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', tutorapp.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', tutorapp.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('hourly_rate_minor >= 0', name=op.f('ck_tutor_profiles_rate_not_negative')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_tutor_profiles_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tutor_profiles')),
+    sa.UniqueConstraint('search_rowid', name=op.f('uq_tutor_profiles_search_rowid')),
     sa.UniqueConstraint('user_id', name=op.f('uq_tutor_profiles_user_id'))
     )
     with op.batch_alter_table('tutor_profiles', schema=None) as batch_op:
@@ -279,20 +282,20 @@ def upgrade() -> None:
     else:
         op.execute(
             "CREATE VIRTUAL TABLE tutor_search USING fts5("
-            "profile_id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')"
+            "body, tokenize = 'unicode61 remove_diacritics 2')"
         )
         op.execute(
             "CREATE TRIGGER tutor_search_insert AFTER INSERT ON tutor_profiles BEGIN "
-            "INSERT INTO tutor_search (profile_id, body) VALUES (NEW.id, NEW.search_text); END"
+            "INSERT INTO tutor_search (rowid, body) VALUES (NEW.search_rowid, NEW.search_text); END"
         )
         op.execute(
             "CREATE TRIGGER tutor_search_update AFTER UPDATE OF search_text ON tutor_profiles "
-            "BEGIN DELETE FROM tutor_search WHERE profile_id = OLD.id; "
-            "INSERT INTO tutor_search (profile_id, body) VALUES (NEW.id, NEW.search_text); END"
+            "BEGIN DELETE FROM tutor_search WHERE rowid = OLD.search_rowid; "
+            "INSERT INTO tutor_search (rowid, body) VALUES (NEW.search_rowid, NEW.search_text); END"
         )
         op.execute(
             "CREATE TRIGGER tutor_search_delete AFTER DELETE ON tutor_profiles BEGIN "
-            "DELETE FROM tutor_search WHERE profile_id = OLD.id; END"
+            "DELETE FROM tutor_search WHERE rowid = OLD.search_rowid; END"
         )
 
 
