@@ -181,3 +181,63 @@ async def test_reschedule_and_the_calendar_with_its_feed(
     url = parse_qs(urlparse(feed.headers["location"]).query)["feed"][0]
     ics = await client.get(urlparse(url).path)
     assert ics.status_code == 200 and "BEGIN:VEVENT" in ics.text
+
+
+async def test_tutor_accepts_a_request_marks_it_taught_and_the_student_reviews(
+    app, client: httpx.AsyncClient, market: Market, db
+) -> None:
+    await approved_tutor(app, client, market, rules=WEEKDAYS)  # the market's first tutor
+    tutor = await make_user(db, role=Role.tutor, display_name="Alan")
+    student = await make_user(db, display_name="Sam")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as tutor_http:
+        await browser_login(tutor_http, tutor.email)
+        editor = await tutor_http.get("/app/profile", headers=HTML)
+        saved = await tutor_http.post("/app/profile", headers=HTML, data={
+            "display_name": "Alan", "headline": "Logic", "bio_markdown": "Logic and sets.",
+            f"subject_{market.subjects['mathematics']}": "adult", "hourly_rate": "50",
+            "currency": "EUR", "time_zone": "UTC", "lesson_lengths": "60",
+            "requires_approval": "on", "submit_for_review": "1", "csrf_token": csrf_of(editor)})
+        assert saved.status_code == 303, re.findall(r'role="alert">([^<]+)', saved.text)
+        me = (await tutor_http.get("/api/v1/tutors/me")).json()
+        assert "id" in me, me
+        tutor_id = me["id"]
+        approved = await client.post(f"/api/v1/admin/tutors/{tutor_id}/approve",
+                                     headers=market.admin.headers)
+        assert approved.status_code == 200
+        page = await tutor_http.get("/app/availability", headers=HTML)
+        await tutor_http.post("/app/availability", headers=HTML, data={
+            "csrf_token": csrf_of(page),
+            **{f"d{d}_0_start": "08:00" for d in range(7)},
+            **{f"d{d}_0_end": "20:00" for d in range(7)}})
+
+        await browser_login(client, student.email)
+        slot = await first_slot(client, tutor_id)
+        page = await client.get(slot["path"], headers=HTML)
+        booked = await client.post(f"/app/book/{tutor_id}", headers=HTML, data={
+            "start": slot["start"], "length": slot["length"], "zone": "UTC",
+            "csrf_token": csrf_of(page)})
+        booking_path = booked.headers["location"]
+        assert "Waiting for the tutor" in (await client.get(booking_path, headers=HTML)).text
+
+        home = await tutor_http.get("/app", headers=HTML)
+        assert "Booking requests" in home.text and "Sam" in home.text
+        accepted = await tutor_http.post(booking_path + "/accept", headers=HTML,
+                                         data={"next": "/app", "csrf_token": csrf_of(home)})
+        assert accepted.status_code == 303 and accepted.headers["location"] == "/app"
+        assert "Lesson booked" in (await client.get(booking_path, headers=HTML)).text
+
+        later = datetime.fromisoformat(slot["start"]) + timedelta(hours=2)
+        app.state.clock = lambda: later
+        detail = await tutor_http.get(booking_path, headers=HTML)
+        taught = await tutor_http.post(booking_path + "/complete", headers=HTML,
+                                       data={"csrf_token": csrf_of(detail)})
+        assert taught.status_code == 303
+        review_page = await client.get(booking_path, headers=HTML)
+        assert "Review the lesson" in review_page.text
+        reviewed = await client.post(booking_path + "/review", headers=HTML, data={
+            "stars": "5", "text": "Clear and kind.", "csrf_token": csrf_of(review_page)})
+        assert reviewed.status_code == 303
+        del app.state.clock
+        public = await client.get(f"/tutors/{tutor_id}", headers=HTML)
+        assert "Clear and kind." in public.text
