@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Select, and_, exists, func, literal_column, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import load_only
 
 from tutorapp.config import Settings
 from tutorapp.core.errors import InvalidInput
@@ -46,6 +47,15 @@ from tutorapp.tutors.models import (
 from tutorapp.tutors.service import languages_of, subjects_of
 
 SORTS = ("relevance", "rating", "price", "soonest")
+# A result row needs these columns only (not the bio or the search text); any other
+# attribute access raises instead of loading silently.
+SEARCH_COLUMNS = load_only(
+    TutorProfile.id, TutorProfile.user_id, TutorProfile.display_name, TutorProfile.headline,
+    TutorProfile.hourly_rate_minor, TutorProfile.currency, TutorProfile.rating_avg,
+    TutorProfile.rating_count, TutorProfile.photo_ref, TutorProfile.time_zone,
+    TutorProfile.lesson_lengths, TutorProfile.min_notice_minutes, TutorProfile.horizon_days,
+    TutorProfile.buffer_minutes, TutorProfile.status, raiseload=True,
+)
 DEFAULT_SOONEST_DAYS = 14
 
 
@@ -126,7 +136,8 @@ async def search(session: AsyncSession, query: Query, *, settings: Settings, now
     sort = query.sort
     if sort == "relevance" and not words:
         sort = "rating"
-    stmt = select(TutorProfile).where(TutorProfile.status == ProfileStatus.approved)
+    stmt = select(TutorProfile).options(SEARCH_COLUMNS).where(
+        TutorProfile.status == ProfileStatus.approved)
     rank = None
     if words:
         stmt, rank = _rank_and_filter(stmt, words, dialect)
