@@ -259,3 +259,21 @@ def test_installable_pwa_works_offline_and_the_first_page_is_light(pages, server
     page.goto("/tutors?never-visited=1")
     page.get_by_role("heading", name="You are offline").wait_for()
     page.context.set_offline(False)
+
+
+def test_keyboard_only_search_and_visible_focus(pages, server: Server) -> None:
+    page = pages.open()
+    page.goto("/tutors")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"  # the focus is visible
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
+    page.focus("#f-q")
+    page.keyboard.type("algebra")
+    page.keyboard.press("Enter")
+    page.locator("#results").get_by_role("link", name="Tomás Tutor", exact=True).wait_for()
+    page.locator("#results").get_by_role("link", name="Tomás Tutor", exact=True).focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Tomás Tutor").wait_for()
