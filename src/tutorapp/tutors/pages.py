@@ -19,6 +19,22 @@ from tutorapp.tutors.models import Level
 
 router = APIRouter(include_in_schema=False)
 LENGTHS = (30, 45, 60, 90)
+LABELS = {"bio_markdown": "About you", "headline": "Headline", "subjects": "Subjects and levels",
+          "hourly_rate_minor": "Hourly rate", "hourly_rate": "Hourly rate",
+          "lesson_lengths": "Lesson lengths", "time_zone": "Your time zone",
+          "meeting_link": "Meeting link", "languages": "Languages", "currency": "Currency",
+          "display_name": "Name shown to students",
+          "free_cancellation_hours": "Free cancellation"}
+
+
+def _readable(error: AppError) -> AppError:
+    """Field names as the form labels them ("bio_markdown" -> "About you")."""
+    import re
+
+    detail = re.sub(r"\b(" + "|".join(LABELS) + r")\b", lambda m: LABELS[m.group(1)],
+                    error.detail or "")
+    error.detail = detail
+    return error
 
 
 async def _editor_context(session: AsyncSession, principal: Any,
@@ -109,7 +125,8 @@ async def save(request: Request, principal: TutorPrincipal, session: SessionDep)
             await service.submit(session, principal.user)
     except AppError as error:
         context = await _editor_context(session, principal, values)
-        return await form_failed(session, request, "app/profile.html", error, **context)
+        return await form_failed(session, request, "app/profile.html", _readable(error),
+                                 **context)
     return RedirectResponse("/app/profile?saved=1", status_code=303)
 
 
