@@ -116,7 +116,7 @@ async def test_unverifiable_deliveries_are_refused(
     if tamper == "missing":
         del headers["svix-signature"]
     response = await client.post("/webhooks/resend", content=body, headers=headers)
-    assert response.status_code == 400
+    assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "/problems/invalid-webhook-signature"
     assert await suppressions(db) == []
@@ -125,5 +125,5 @@ async def test_unverifiable_deliveries_are_refused(
 async def test_without_a_secret_the_endpoint_is_unavailable(client: httpx.AsyncClient) -> None:
     body, headers = signed(bounce())
     response = await client.post("/webhooks/resend", content=body, headers=headers)
-    assert response.status_code == 503
+    assert response.status_code == 401
     assert response.json()["type"] == "/problems/webhook-not-configured"

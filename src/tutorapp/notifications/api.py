@@ -25,12 +25,15 @@ FEEDBACK_TYPES = {"email.bounced", "email.complained"}
 router = APIRouter(tags=["webhooks"])
 
 
+# Like every signed endpoint here: no valid signature is 401, whoever calls.
 class InvalidWebhookSignature(AppError):
-    status, type, title = 400, "/problems/invalid-webhook-signature", "Invalid webhook signature"
+    status, type, title = 401, "/problems/invalid-webhook-signature", "Invalid webhook signature"
 
 
 class WebhookNotConfigured(AppError):
-    status, type, title = 503, "/problems/webhook-not-configured", "Webhook not configured"
+    """Without the secret no delivery can be verified (Resend retries them later)."""
+
+    status, type, title = 401, "/problems/webhook-not-configured", "Webhook not configured"
 
 
 async def verified_resend_event(request: Request) -> tuple[str, dict[str, Any]]:
