@@ -271,3 +271,9 @@ async def test_the_database_itself_refuses_overlaps(app, client, market: Market,
     async with db.unit_of_work() as session:
         session.add(row("cancelled"))
     assert first["status"] == "confirmed"
+
+
+def test_expired_holds_are_released_every_minute_by_a_job() -> None:
+    from tutorapp.jobs import engine
+
+    assert engine.load_functions()["booking.release_holds"].cron == "* * * * *"
