@@ -311,3 +311,16 @@ async def test_what_each_subscription_state_allows(client: httpx.AsyncClient, db
         await process_pending(db)
         async with db.session() as session:
             assert await credits.available(session, wallet.id, when) == spendable, status
+
+
+async def test_an_unreadable_payload_is_kept_with_the_reason_and_changes_nothing(
+        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+    parent = await make_user(db, role=Role.parent)
+    broken = subscription_event("subscription_created", user_id=parent.user.id,
+                                status="on_fire")
+    await deliver(client, settings, broken)
+    assert await process_pending(db) == [
+        "failed: ValueError: 'on_fire' is not a valid SubscriptionStatus"]
+    assert await count(db, Subscription) == 0 and await count(db, Wallet) == 0
+    no_attributes = {"meta": {"event_name": "order_created"}, "data": {"type": "orders", "id": "1"}}
+    assert (await deliver(client, settings, no_attributes)).status_code == 400

@@ -11,6 +11,7 @@ seen) stays unprocessed and is retried by the sweep.
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from tutorapp.core.audit import record
 from tutorapp.core.errors import AppError
 from tutorapp.core.time import utcnow
 
+log = logging.getLogger("tutorapp.billing.webhooks")
 DEFER = "deferred"
 SUBSCRIPTION_EVENTS = frozenset({
     "subscription_created", "subscription_updated", "subscription_cancelled",
@@ -57,7 +59,7 @@ def validate(payload: Any) -> dict[str, Any]:
         if not isinstance(meta["event_name"], str) or not isinstance(data["type"], str):
             raise TypeError
         str(data["id"])
-        if not isinstance(data.get("attributes", {}), dict):
+        if not isinstance(data["attributes"], dict):
             raise TypeError
     except (KeyError, TypeError) as exc:
         raise MalformedWebhook("Expected {meta: {event_name}, data: {type, id, attributes}}.") from exc
@@ -194,14 +196,20 @@ async def process_event(session: AsyncSession, settings: Settings, event_id: uui
     if event.processed_at is not None:
         return "skip: processed"
     name = event.event_name
-    if name in SUBSCRIPTION_EVENTS:
-        outcome = await _subscription_event(session, settings, event.payload)
-    elif name in INVOICE_EVENTS:
-        outcome = await _invoice_event(session, settings, event.payload)
-    elif name in ORDER_EVENTS:
-        outcome = await _order_event(session, settings, event.payload)
-    else:
+    handler = (_subscription_event if name in SUBSCRIPTION_EVENTS
+               else _invoice_event if name in INVOICE_EVENTS
+               else _order_event if name in ORDER_EVENTS else None)
+    if handler is None:
         outcome = f"ignored: {name} is not handled"
+    else:
+        try:
+            async with session.begin_nested():
+                outcome = await handler(session, settings, event.payload)
+        except (KeyError, TypeError, ValueError) as exc:
+            # A payload we cannot read will not read better on a retry: keep it, say
+            # why, and stop (a database error, by contrast, propagates and is retried).
+            log.exception("billing event %s (%s) cannot be applied", event.id, name)
+            outcome = f"failed: {type(exc).__name__}: {exc}"
     if outcome == DEFER:
         return outcome
     if name in ("order_created", "subscription_payment_success"):
