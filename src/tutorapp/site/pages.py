@@ -99,12 +99,13 @@ async def directory(
                                    dialect=request.app.state.database.dialect)
     except AppError as exc:
         error = exc.detail
-    context = {"page": page, "filters": filters, "error": error}
+    languages = await tutors.list_languages(session)
+    context = {"page": page, "filters": filters, "error": error,
+               "language_names": {lang.code: lang.name for lang in languages}}
     if is_htmx(request):
         return render(request, "site/_results.html", **context)
     return render(request, "site/directory.html",
-                  subjects=await tutors.list_subjects(session),
-                  languages=await tutors.list_languages(session),
+                  subjects=await tutors.list_subjects(session), languages=languages,
                   levels=[level.value for level in Level], sorts=search.SORTS, **context)
 
 
