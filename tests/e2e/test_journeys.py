@@ -249,6 +249,12 @@ def test_installable_pwa_works_offline_and_the_first_page_is_light(pages, server
         const res = performance.getEntriesByType('resource').filter(r => r.initiatorType !== 'img');
         return nav.decodedBodySize + res.reduce((n, r) => n + r.decodedBodySize, 0); }""")
     assert weight < 200_000, f"the landing page weighs {weight} bytes without images"
+    page.set_viewport_size({"width": 360, "height": 740})  # the narrowest phones we support
+    for path in ("/", "/tutors", server.shared["tutor_path"], "/app/signup"):
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{path} scrolls sideways at 360 px by {overflow}px"
+    page.goto("/")
     manifest = page.request.get("/manifest.webmanifest").json()
     assert manifest["display"] == "standalone" and manifest["start_url"] == "/app"
     scope = page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)")
