@@ -118,7 +118,18 @@ async def _earnings(session: AsyncSession, user: User) -> dict[str, Any]:
     rows = list(await session.scalars(
         select(Earning).where(Earning.tutor_user_id == user.id)
         .order_by(Earning.created_at.desc()).limit(20)))
-    return {"pending": pending, "payable": payable, "rows": rows}
+    from sqlalchemy import func
+
+    from tutorapp.billing.models import Payout
+
+    payouts = (await session.execute(
+        select(Payout.period, Payout.status, Payout.paid_at, Earning.currency,
+               func.sum(Earning.net_minor))
+        .join(Earning, Earning.payout_id == Payout.id)
+        .where(Earning.tutor_user_id == user.id)
+        .group_by(Payout.period, Payout.status, Payout.paid_at, Earning.currency)
+        .order_by(Payout.period.desc()).limit(12))).all()
+    return {"pending": pending, "payable": payable, "rows": rows, "payouts": payouts}
 
 
 # --- booking flow -----------------------------------------------------------------------
