@@ -378,3 +378,24 @@ async def test_the_settle_job_pays_a_held_booking_from_the_wallet_by_itself(
     assert seen.json()["status"] == "confirmed"
     assert (await client.get("/api/v1/billing/wallet",
                              headers=parent.headers)).json()["credits_available"] == 3
+
+
+async def test_the_sweep_settles_what_a_lost_event_left_behind(
+        app, client: httpx.AsyncClient, db: Database, market: Market, monkeypatch) -> None:  # noqa: ANN001
+    """A tutor cancels, but the settling job never ran: the minute sweep returns the
+    credit; it also releases due earnings and expires credits past their date."""
+    from tutorapp.jobs.engine import runtime
+
+    parent, child = await family(app, client, db)
+    await subscribe_in_sandbox(client, db, parent)
+    pin(app, NOW)
+    tutor, tutor_id = await approved_tutor(app, client, market, rules=EVERY_DAY)
+    booking_id = await book_and_pay(app, client, parent, child, tutor_id)
+    await client.post(f"/api/v1/bookings/{booking_id}/cancel", headers=tutor.headers, json={})
+    monkeypatch.setattr(runtime, "database", lambda: db)  # the job's database: the test's
+    assert await billing_jobs._sweep() == {
+        "events": 0, "bookings": 1, "earnings_released": 0, "credits_expired": 0}
+    assert await billing_jobs._sweep() == {
+        "events": 0, "bookings": 0, "earnings_released": 0, "credits_expired": 0}
+    assert (await client.get("/api/v1/billing/wallet",
+                             headers=parent.headers)).json()["credits_available"] == 4
