@@ -99,7 +99,7 @@ def migrate(
 
     settings = load_settings()
     if action is MigrateAction.upgrade:
-        migrations.upgrade(settings, revision or "heads")
+        migrations.upgrade(settings, revision or "head")
     elif action is MigrateAction.downgrade:
         migrations.downgrade(settings, revision or "-1")
 

@@ -60,7 +60,7 @@ def include_object(obj: object, name: str | None, type_: str, reflected: bool,
     return True
 
 
-def upgrade(settings: Settings, revision: str = "heads") -> None:
+def upgrade(settings: Settings, revision: str = "head") -> None:
     command.upgrade(alembic_config(settings), revision)
 
 

@@ -10,7 +10,7 @@ Besides the tables autogenerate sees, this revision creates by hand, per dialect
 Autogenerate ignores these objects (`tutorapp.core.migrate.include_object`).
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-25 14:50:45.239791
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ ACTIVE_SQL = "status IN ('held', 'requested', 'confirmed', 'completed', 'no_show
 
 
 revision: str = '0004'
-down_revision: str | None = '0002'
+down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,7 +2,7 @@
 earnings, payouts, and the payments sandbox's own store.
 
 Revision ID: 0005
-Revises: 0002 (depends on 0004: credit spends and earnings refer to bookings)
+Revises: 0004 (credit spends and earnings refer to bookings)
 Create Date: 2026-11-25 15:02:29.030438
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ import tutorapp.core.models
 
 
 revision: str = '0005'
-down_revision: str | None = '0002'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = '0004'
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
