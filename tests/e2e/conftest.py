@@ -165,8 +165,10 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                 POSTGRES_URL, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running in
+    # this thread until it stops, and later tests call asyncio.run().
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium` to run the browser tests")
     from playwright.sync_api import sync_playwright
