@@ -230,7 +230,7 @@ def test_main_pages_at_phone_width(pages, server: Server) -> None:
     tutor = pages.open(phone=True)
     sign_in(tutor, server.shared["tutor_email"])
     for path, name in [("/app", "dashboard-tutor"), ("/app/profile", "profile-editor"),
-                       ("/app/availability", "availability")]:
+                       ("/app/availability", "availability"), ("/app/calendar", "calendar")]:
         tutor.goto(path)
         check_page(tutor, name)
     admin = pages.open(phone=True)
@@ -269,6 +269,11 @@ def test_installable_pwa_works_offline_and_the_first_page_is_light(pages, server
 
 def test_keyboard_only_search_and_visible_focus(pages, server: Server) -> None:
     page = pages.open()
+    for path, name in [("/app/login", "login"), ("/app/signup", "signup"),
+                       ("/app/login/code", "login-code"), ("/app/reset", "reset"),
+                       ("/offline", "offline")]:
+        page.goto(path)
+        check_page(page, name)
     page.goto("/tutors")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
