@@ -13,7 +13,8 @@ function init(args)
     i = i + 1
     if i % 2 == tid then  -- run with -t2 slots[#slots + 1] = line end
   end
-  k = 0
+  math.randomseed(os.time() + tid * 7919)
+  k = math.random(#slots)  -- start somewhere new each run: earlier runs took their slots
 end
 request = function()
   k = k + 1
