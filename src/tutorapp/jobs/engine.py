@@ -279,12 +279,6 @@ class Runtime:
                 self._client.destroy()
                 self._client = None
 
-    async def dispose_databases_on_this_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        entry = self._databases.pop(id(loop), None)
-        if entry is not None:
-            await entry[1].dispose()
-
 
 runtime = Runtime()
 _migrated: set[str] = set()
