@@ -48,7 +48,9 @@ class Worker:
         return self.settings
 
     async def stop(self) -> None:
-        await asyncio.to_thread(engine.stop_worker)
+        # Let a run still in flight (a cron tick, say) end first: destroying DBOS under
+        # it would leave an unfinished coroutine behind for the next test to trip on.
+        await asyncio.to_thread(engine.stop_worker, drain_seconds=10)
         engine.release_event_loop_executor()
 
     async def result(self, workflow_id: str, timeout: float = 30) -> Any:
