@@ -180,8 +180,9 @@ class Settings(BaseSettings):
     booking_hold_minutes: int = Field(
         default=15, ge=1, description="how long a booking that needs payment is held"
     )
-    booking_payment_required: bool = Field(
-        default=False, description="new bookings are held until paid (set by the billing issue)"
+    booking_payment_required: bool | None = Field(
+        default=None,
+        description="new bookings are held until paid; default: on, off in the test profile",
     )
     slot_step_minutes: int = Field(default=30, ge=5, le=60, description="slot start grid")
     slots_max_days: int = Field(default=62, ge=1, description="widest slots query, in days")
@@ -342,6 +343,12 @@ class Settings(BaseSettings):
             kid, _, secret = item.partition(":")
             pairs.append((kid.strip(), secret.strip()))
         return pairs
+
+    @property
+    def bookings_need_payment(self) -> bool:
+        if self.booking_payment_required is not None:
+            return self.booking_payment_required
+        return self.profile != "test"
 
     @property
     def show_tracebacks(self) -> bool:

@@ -48,7 +48,7 @@ def subscription_event(event_name: str, *, sub_id: str = "501", user_id: uuid.UU
         "card_last_four": "4242", "pause": None, "cancelled": cancelled, "trial_ends_at": None,
         "billing_anchor": 2,
         "urls": {"update_payment_method": f"https://tutorapp.lemonsqueezy.com/subscription/{sub_id}/payment-details?signature=x",
-                 "customer_portal": f"https://tutorapp.lemonsqueezy.com/billing?expires=1&signature=y"},
+                 "customer_portal": "https://tutorapp.lemonsqueezy.com/billing?expires=1&signature=y"},
         "renews_at": ts(renews_at or T0 + timedelta(days=30)), "ends_at": ts(ends_at),
         "created_at": ts(T0), "updated_at": ts(updated_at), "test_mode": True,
     }

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tests.factories import make_user, sign_in
-from tests.scheduling.conftest import Market, approved_tutor, sign_in as sign_in_caller
+from tests.scheduling.conftest import Market, approved_tutor
 from tutorapp.accounts.models import Role
 from tutorapp.billing import jobs as billing_jobs
 from tutorapp.billing import ledger

@@ -6,10 +6,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tutorapp.core.models import Entity
+from tutorapp.core.models import Entity, enum_column
 
 
 class Role(enum.StrEnum):
@@ -27,10 +27,6 @@ class TokenPurpose(enum.StrEnum):
     change_email = "change_email"
 
 
-def _enum(cls: type[enum.Enum]) -> Enum:
-    return Enum(cls, native_enum=False, length=32, validate_strings=True,
-                values_callable=lambda e: [m.value for m in e])
-
 
 class User(Entity):
     __tablename__ = "users"
@@ -40,7 +36,7 @@ class User(Entity):
     email_verified_at: Mapped[datetime | None]
     password_hash: Mapped[str | None]
     display_name: Mapped[str] = mapped_column(String(100))
-    role: Mapped[Role] = mapped_column(_enum(Role))
+    role: Mapped[Role] = mapped_column(enum_column(Role, 32))
     time_zone: Mapped[str] = mapped_column(String(64))
     locale: Mapped[str] = mapped_column(String(16), default="en")
     parent_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -101,7 +97,7 @@ class OneTimeToken(Entity):
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    purpose: Mapped[TokenPurpose] = mapped_column(_enum(TokenPurpose))
+    purpose: Mapped[TokenPurpose] = mapped_column(enum_column(TokenPurpose, 32))
     token_hash: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]

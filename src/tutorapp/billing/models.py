@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -21,12 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tutorapp.core.models import Entity
+from tutorapp.core.models import Entity, enum_column
 
-
-def _enum(cls: type[enum.Enum], length: int = 24) -> Enum:
-    return Enum(cls, native_enum=False, length=length, validate_strings=True,
-                values_callable=lambda e: [m.value for m in e])
 
 
 class SubscriptionStatus(enum.StrEnum):
@@ -89,7 +84,7 @@ class Subscription(Entity):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     plan_key: Mapped[str] = mapped_column(String(40))
     variant_id: Mapped[str] = mapped_column(String(40))
-    status: Mapped[SubscriptionStatus] = mapped_column(_enum(SubscriptionStatus))
+    status: Mapped[SubscriptionStatus] = mapped_column(enum_column(SubscriptionStatus, 24))
     cancelled: Mapped[bool] = mapped_column(default=False)
     customer_id: Mapped[str | None] = mapped_column(String(64))
     renews_at: Mapped[datetime | None]
@@ -117,7 +112,7 @@ class CreditLot(Entity):
     wallet_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("billing_wallets.id", ondelete="CASCADE")
     )
-    source: Mapped[LotSource] = mapped_column(_enum(LotSource))
+    source: Mapped[LotSource] = mapped_column(enum_column(LotSource, 24))
     source_key: Mapped[str] = mapped_column(String(200), unique=True)
     plan_key: Mapped[str | None] = mapped_column(String(40))
     subscription_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -149,7 +144,7 @@ class CreditSpend(Entity):
     lot_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("billing_credit_lots.id", ondelete="CASCADE"), index=True
     )
-    status: Mapped[SpendStatus] = mapped_column(_enum(SpendStatus))
+    status: Mapped[SpendStatus] = mapped_column(enum_column(SpendStatus, 24))
 
 
 class Payment(Entity):
@@ -262,7 +257,7 @@ class Earning(Entity):
     commission_minor: Mapped[int] = mapped_column(BigInteger)
     net_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[EarningStatus] = mapped_column(_enum(EarningStatus))
+    status: Mapped[EarningStatus] = mapped_column(enum_column(EarningStatus, 24))
     payable_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
     disputed_at: Mapped[datetime | None]
@@ -279,5 +274,5 @@ class Payout(Entity):
     __tablename__ = "billing_payouts"
 
     period: Mapped[str] = mapped_column(String(7), unique=True)
-    status: Mapped[PayoutStatus] = mapped_column(_enum(PayoutStatus))
+    status: Mapped[PayoutStatus] = mapped_column(enum_column(PayoutStatus, 24))
     paid_at: Mapped[datetime | None]

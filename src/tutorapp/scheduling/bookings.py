@@ -83,7 +83,7 @@ async def check_slot(session: AsyncSession, profile: TutorProfile, start: dateti
 
 
 def _initial_status(profile: TutorProfile, settings: Settings) -> BookingStatus:
-    if settings.booking_payment_required:
+    if settings.bookings_need_payment:
         return BookingStatus.held
     if profile.requires_approval:
         return BookingStatus.requested

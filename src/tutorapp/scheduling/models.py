@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import (
     CheckConstraint,
     Date,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -21,13 +20,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tutorapp.core.models import Entity
+from tutorapp.core.models import Entity, enum_column
 from tutorapp.scheduling.timeslots import OverrideKind
 
-
-def _enum(cls: type[enum.Enum], length: int = 16) -> Enum:
-    return Enum(cls, native_enum=False, length=length, validate_strings=True,
-                values_callable=lambda e: [m.value for m in e])
 
 
 class BookingStatus(enum.StrEnum):
@@ -70,7 +65,7 @@ class AvailabilityOverride(Entity):
 
     tutor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tutor_profiles.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date)
-    kind: Mapped[OverrideKind] = mapped_column(_enum(OverrideKind, 8))
+    kind: Mapped[OverrideKind] = mapped_column(enum_column(OverrideKind, 8))
     start_minute: Mapped[int | None] = mapped_column(SmallInteger)
     end_minute: Mapped[int | None] = mapped_column(SmallInteger)
 
@@ -118,7 +113,7 @@ class Booking(Entity):
     end_at: Mapped[datetime]
     blocked_until: Mapped[datetime]
     length: Mapped[int] = mapped_column(SmallInteger)
-    status: Mapped[BookingStatus] = mapped_column(_enum(BookingStatus))
+    status: Mapped[BookingStatus] = mapped_column(enum_column(BookingStatus, 16))
     hold_expires_at: Mapped[datetime | None]
     price_minor: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))

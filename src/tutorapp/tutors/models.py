@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -20,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tutorapp.core.models import Entity, JSONDocument
+from tutorapp.core.models import Entity, JSONDocument, enum_column
 
 
 def _search_rowid() -> int:
@@ -28,10 +27,6 @@ def _search_rowid() -> int:
 
     return secrets.randbits(62) + 1
 
-
-def _enum(cls: type[enum.Enum], length: int = 16) -> Enum:
-    return Enum(cls, native_enum=False, length=length, validate_strings=True,
-                values_callable=lambda e: [m.value for m in e])
 
 
 class Level(enum.StrEnum):
@@ -90,7 +85,7 @@ class TutorProfile(Entity):
     meeting_link: Mapped[str | None] = mapped_column(String(500))
     photo_ref: Mapped[str | None] = mapped_column(String(300))
     lesson_lengths: Mapped[list[int]] = mapped_column(JSONDocument, default=lambda: [60])
-    status: Mapped[ProfileStatus] = mapped_column(_enum(ProfileStatus), default=ProfileStatus.draft)
+    status: Mapped[ProfileStatus] = mapped_column(enum_column(ProfileStatus, 16), default=ProfileStatus.draft)
     rejection_reason: Mapped[str | None] = mapped_column(String(1000))
     submitted_at: Mapped[datetime | None]
     reviewed_at: Mapped[datetime | None]
@@ -120,7 +115,7 @@ class TutorSubject(Entity):
 
     tutor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tutor_profiles.id", ondelete="CASCADE"))
     subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"))
-    level: Mapped[Level] = mapped_column(_enum(Level))
+    level: Mapped[Level] = mapped_column(enum_column(Level, 16))
 
 
 class TutorLanguage(Entity):
