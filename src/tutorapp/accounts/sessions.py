@@ -13,10 +13,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts.models import AuthSession, RefreshToken, TokenPurpose, User
+from tutorapp.accounts.models import AuthSession, OneTimeToken, RefreshToken, TokenPurpose, User
 from tutorapp.accounts.service import (
     InvalidToken,
     check_password,
@@ -204,6 +204,15 @@ async def logout(db: AsyncSession, user: User, current: AuthSession, scope: str)
         await revoke_user_sessions(db, user.id, keep=current.id, reason="signed_out")
     else:
         await revoke_user_sessions(db, user.id, reason="signed_out_everywhere")
+
+
+async def purge_expired(db: AsyncSession) -> dict[str, int]:
+    """Delete one-time tokens and sessions past their lifetime (refresh tokens go
+    with their session: ON DELETE CASCADE)."""
+    now = utcnow()
+    tokens = await db.execute(delete(OneTimeToken).where(OneTimeToken.expires_at < now))
+    ended = await db.execute(delete(AuthSession).where(AuthSession.expires_at < now))
+    return {"one_time_tokens": tokens.rowcount, "auth_sessions": ended.rowcount}
 
 
 async def live_sessions(db: AsyncSession, user: User) -> list[AuthSession]:
