@@ -72,28 +72,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = create_templates(settings)
     install_error_handlers(app)
 
-    app.include_router(ops_api.health)
-    app.include_router(ops_api.router)
-    app.include_router(tutors_api.router)
-    app.include_router(scheduling_api.router)
-    app.include_router(reviews_api.router)
-    for router in accounts_api.routers:
-        app.include_router(router)
-    app.include_router(ops_pages.router)
-    app.include_router(site_api.router)
-    app.include_router(site_pages.router)
-    app.include_router(scheduling_pages.router)
-    app.include_router(tutors_pages.router)
-    app.include_router(admin_pages.router)
-    for router in billing_api.routers:
-        app.include_router(router)
-    app.include_router(billing_pages.router)
-    app.include_router(notifications_api.router)
-    app.include_router(jobs_api.router)
-    app.include_router(jobs_pages.router)
+    routers = [
+        ops_api.health, ops_api.router, tutors_api.router, scheduling_api.router,
+        reviews_api.router, *accounts_api.routers, ops_pages.router, site_api.router,
+        site_pages.router, scheduling_pages.router, tutors_pages.router, admin_pages.router,
+        *billing_api.routers, billing_pages.router, notifications_api.router, jobs_api.router,
+        jobs_pages.router, accounts_pages.router,
+    ]
     if settings.profile in ("dev", "test"):
-        app.include_router(notifications_pages.router)  # the dev mailbox
-    app.include_router(accounts_pages.router)
+        routers.append(notifications_pages.router)  # the dev mailbox
+    for router in routers:
+        app.include_router(router)
     app.state.templates.context_processors.append(accounts_pages.template_context)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -18,10 +18,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
-from tests.conftest import POSTGRES_URL, ROOT, TEST_SECRET, _admin_execute, make_settings
-from tutorapp.core import migrate
+from tests.conftest import POSTGRES_URL, ROOT, TEST_SECRET, make_settings, postgres_database
 from tutorapp.core.db import Database
 from tutorapp.jobs import engine
 from tutorapp.jobs.models import JobWorker
@@ -95,15 +93,8 @@ def resend_server():  # noqa: ANN201
 
 @pytest.fixture
 def crash_database():  # noqa: ANN201
-    assert POSTGRES_URL
-    name = f"tutorapp_crash_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin_execute(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate.upgrade(make_settings(url))
+    with postgres_database("tutorapp_crash") as url:
         yield url
-    finally:
-        asyncio.run(_admin_execute(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def start_worker(env: dict[str, str], executor_id: str, log: Path) -> subprocess.Popen:
