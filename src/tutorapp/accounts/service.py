@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -298,9 +299,24 @@ async def list_users(
 
 # --- privacy -------------------------------------------------------------------------
 
+Exporter = Callable[[AsyncSession, User], Awaitable[Any]]
+_EXPORTERS: dict[str, Exporter] = {}
 
-def _row(obj: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    values = {}
+
+def register_exporter(name: str) -> Callable[[Exporter], Exporter]:
+    """Each domain adds what it holds about a user to the privacy export under `name`
+    (accounts cannot know every domain's tables, and must not depend on them)."""
+
+    def register(exporter: Exporter) -> Exporter:
+        _EXPORTERS[name] = exporter
+        return exporter
+
+    return register
+
+
+def row_dict(obj: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A table row as JSON-ready values."""
+    values: dict[str, Any] = {}
     for column in obj.__table__.columns:
         if column.key in exclude:
             continue
@@ -329,12 +345,12 @@ async def export(db: AsyncSession, user: User) -> dict[str, Any]:
     )
     return {
         "exported_at": utcnow().isoformat(),
-        "user": _row(user, exclude=_SECRETS),
-        "children": [_row(c, exclude=_SECRETS) for c in children],
-        "sessions": [_row(s, exclude=_SECRETS) for s in sessions],
-        "emails": [_row(e, exclude=("html",)) for e in emails],
-        "audit_events": [_row(e) for e in events],
-    }
+        "user": row_dict(user, exclude=_SECRETS),
+        "children": [row_dict(c, exclude=_SECRETS) for c in children],
+        "sessions": [row_dict(s, exclude=_SECRETS) for s in sessions],
+        "emails": [row_dict(e, exclude=("html",)) for e in emails],
+        "audit_events": [row_dict(e) for e in events],
+    } | {name: await exporter(db, user) for name, exporter in sorted(_EXPORTERS.items())}
 
 
 async def delete_account(db: AsyncSession, user: User, *, ip: str | None) -> None:

@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import User
+from tutorapp.accounts.service import register_exporter, row_dict
 from tutorapp.billing import credits, ledger, plans
-from tutorapp.billing.models import CreditLot, LotSource, Payment, Wallet
+from tutorapp.billing.models import CreditLot, Earning, LotSource, Payment, Subscription, Wallet
 from tutorapp.config import BillingPlan, Settings
 from tutorapp.core.audit import record
 
@@ -139,3 +140,22 @@ async def list_for_wallet(session: AsyncSession, wallet_id: uuid.UUID, *, limit:
         select(Payment).where(Payment.wallet_id == wallet_id)
         .order_by(Payment.paid_at.desc(), Payment.id).limit(limit)
     ))
+
+
+@register_exporter("billing")
+async def export_billing(db: AsyncSession, user: User) -> dict[str, Any]:
+    """Wallet, credits, subscriptions, payments and earnings, for the privacy export."""
+    wallet = await db.scalar(select(Wallet).where(Wallet.owner_id == user.id))
+    lots = [] if wallet is None else list(
+        await db.scalars(select(CreditLot).where(CreditLot.wallet_id == wallet.id))
+    )
+    subscriptions = await db.scalars(select(Subscription).where(Subscription.user_id == user.id))
+    payments = await db.scalars(select(Payment).where(Payment.user_id == user.id))
+    earnings = await db.scalars(select(Earning).where(Earning.tutor_user_id == user.id))
+    return {
+        "wallet": row_dict(wallet) if wallet else None,
+        "credit_lots": [row_dict(lot) for lot in lots],
+        "subscriptions": [row_dict(s) for s in subscriptions],
+        "payments": [row_dict(p) for p in payments],
+        "earnings": [row_dict(e) for e in earnings],
+    }

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import User
+from tutorapp.accounts.service import register_exporter, row_dict
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
 from tutorapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -113,3 +114,9 @@ async def list_for_tutor(session: AsyncSession, tutor_id: uuid.UUID, *, limit: i
         query.order_by(Review.created_at.desc(), Review.id).limit(limit + 1)))
     page = rows[:limit]
     return page, (_cursor(page[-1]) if len(rows) > limit else None)
+
+
+@register_exporter("reviews")
+async def export_reviews(db: AsyncSession, user: User) -> list[dict]:
+    """Reviews the user wrote, for the privacy export."""
+    return [row_dict(r) for r in await db.scalars(select(Review).where(Review.author_id == user.id))]

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.service import register_exporter, row_dict
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
 from tutorapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -344,3 +345,13 @@ async def set_notes(session: AsyncSession, booking_id: uuid.UUID, tutor: User, n
     return booking
 
 
+@register_exporter("bookings")
+async def export_bookings(db: AsyncSession, user: User) -> list[dict]:
+    """Lessons the user took, booked (for a child) or taught, for the privacy export."""
+    rows = await db.scalars(
+        select(Booking).where(
+            (Booking.student_id == user.id) | (Booking.booked_by_id == user.id)
+            | (Booking.tutor_user_id == user.id)
+        ).order_by(Booking.start_at)
+    )
+    return [row_dict(b) for b in rows]

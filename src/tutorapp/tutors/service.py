@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.service import register_exporter, row_dict
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
 from tutorapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -333,3 +334,10 @@ async def present(session: AsyncSession, profile: TutorProfile, *, own: bool = F
         buffer_minutes=profile.buffer_minutes, min_notice_minutes=profile.min_notice_minutes,
         horizon_days=profile.horizon_days,
     )
+
+
+@register_exporter("tutor_profile")
+async def export_profile(db: AsyncSession, user: User) -> dict | None:
+    """The user's tutor profile, if any, for the privacy export."""
+    profile = await db.scalar(select(TutorProfile).where(TutorProfile.user_id == user.id))
+    return row_dict(profile) if profile else None
