@@ -314,6 +314,21 @@ def register_exporter(name: str) -> Callable[[Exporter], Exporter]:
     return register
 
 
+Eraser = Callable[[AsyncSession, User], Awaitable[None]]
+_ERASERS: dict[str, Eraser] = {}
+
+
+def register_eraser(name: str) -> Callable[[Eraser], Eraser]:
+    """Each domain withdraws what a deleted account leaves behind (a public profile,
+    future lessons) before accounts anonymises the user."""
+
+    def register(eraser: Eraser) -> Eraser:
+        _ERASERS[name] = eraser
+        return eraser
+
+    return register
+
+
 def row_dict(obj: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """A table row as JSON-ready values."""
     values: dict[str, Any] = {}
@@ -357,6 +372,8 @@ async def delete_account(db: AsyncSession, user: User, *, ip: str | None) -> Non
     """Erase personal data; keep the anonymised row that bookings and the ledger point at."""
     now = utcnow()
     for person in [user, *await children_of(db, user)]:
+        for _, eraser in sorted(_ERASERS.items()):
+            await eraser(db, person)
         await db.execute(
             update(AuthSession).where(AuthSession.user_id == person.id,
                                       AuthSession.revoked_at.is_(None))

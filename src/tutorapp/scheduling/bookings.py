@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import Role, User
-from tutorapp.accounts.service import register_exporter, row_dict
+from tutorapp.accounts.service import register_eraser, register_exporter, row_dict
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
 from tutorapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -355,3 +355,20 @@ async def export_bookings(db: AsyncSession, user: User) -> list[dict]:
         ).order_by(Booking.start_at)
     )
     return [row_dict(b) for b in rows]
+
+
+@register_eraser("bookings")
+async def cancel_future_lessons(db: AsyncSession, user: User) -> None:
+    """A deleted account leaves no future lesson behind: each is cancelled, refunded."""
+    from tutorapp.core.time import utcnow
+
+    now = utcnow()
+    upcoming = await db.scalars(
+        select(Booking).where(
+            (Booking.student_id == user.id) | (Booking.booked_by_id == user.id)
+            | (Booking.tutor_user_id == user.id),
+            Booking.start_at > now, Booking.status.in_(OPEN_STATUSES),
+        ).order_by(Booking.start_at).with_for_update()
+    )
+    for booking in upcoming:
+        await _cancel(db, booking, user, reason="account deleted", refund=True, now=now)

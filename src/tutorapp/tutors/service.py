@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import Role, User
-from tutorapp.accounts.service import register_exporter, row_dict
+from tutorapp.accounts.service import register_eraser, register_exporter, row_dict
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
 from tutorapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -341,3 +341,16 @@ async def export_profile(db: AsyncSession, user: User) -> dict | None:
     """The user's tutor profile, if any, for the privacy export."""
     profile = await db.scalar(select(TutorProfile).where(TutorProfile.user_id == user.id))
     return row_dict(profile) if profile else None
+
+
+@register_eraser("tutor_profile")
+async def withdraw_profile(db: AsyncSession, user: User) -> None:
+    """A deleted tutor's profile leaves the directory and keeps no personal text."""
+    profile = await db.scalar(select(TutorProfile).where(TutorProfile.user_id == user.id))
+    if profile is None:
+        return
+    profile.status = ProfileStatus.draft
+    profile.display_name = "Deleted user"
+    profile.headline = profile.bio_markdown = profile.bio_html = profile.search_text = ""
+    profile.meeting_link = profile.photo_ref = None
+    await db.flush()
