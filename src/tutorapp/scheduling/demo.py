@@ -28,7 +28,7 @@ from tutorapp.tutors import service as tutor_service
 from tutorapp.tutors.models import Language, Subject
 
 DEMO_PASSWORD = "demo-password-2026"
-DEMO_DOMAIN = "demo.tutorapp.test"
+DEMO_DOMAIN = "demo.example.com"  # .test addresses are refused by the API's email validation
 
 SUBJECTS = [
     ("mathematics", "Mathematics", None), ("algebra", "Algebra", "mathematics"),
