@@ -11,7 +11,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from tutorapp import __version__
+from tutorapp.accounts import api as accounts_api
+from tutorapp.accounts import pages as accounts_pages
+from tutorapp.admin import pages as admin_pages
+from tutorapp.billing import api as billing_api
+from tutorapp.billing import pages as billing_pages
 from tutorapp.config import Settings, get_settings
+from tutorapp.core import pages as core_pages
 from tutorapp.core.db import Database
 from tutorapp.core.errors import install_error_handlers
 from tutorapp.core.logging import configure_logging
@@ -21,13 +27,8 @@ from tutorapp.core.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
-from tutorapp.core.templating import STATIC_DIR, create_templates
-from tutorapp.accounts import api as accounts_api
-from tutorapp.accounts import pages as accounts_pages
-from tutorapp.admin import pages as admin_pages
-from tutorapp.billing import api as billing_api
-from tutorapp.billing import pages as billing_pages
 from tutorapp.core.ratelimit import RateLimiter
+from tutorapp.core.templating import STATIC_DIR, create_templates
 from tutorapp.jobs import api as jobs_api
 from tutorapp.jobs import pages as jobs_pages
 from tutorapp.jobs import worker as jobs_worker
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers.append(notifications_pages.router)  # the dev mailbox
     for router in routers:
         app.include_router(router)
-    app.state.templates.context_processors.append(accounts_pages.template_context)
+    app.state.templates.context_processors.append(core_pages.template_context)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Added last = runs first. Order, outermost first: request context, trusted

@@ -15,9 +15,9 @@ from fastapi.routing import APIRoute
 from tests.factories import make_user
 from tutorapp.accounts import sessions
 from tutorapp.accounts.deps import Access
-from tutorapp.accounts.pages import FORM_COOKIE
 from tutorapp.accounts.models import Role, User
 from tutorapp.core.db import Database
+from tutorapp.core.pages import FORM_COOKIE
 
 CALLERS = ["anonymous", "student", "parent", "tutor", "admin"]
 # Routes that authenticate the caller by a signature instead of a session.

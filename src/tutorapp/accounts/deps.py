@@ -26,7 +26,7 @@ from sqlalchemy import select
 from tutorapp.accounts.models import AuthSession, Role, User
 from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
-from tutorapp.core.errors import AppError, Forbidden, Unauthorized
+from tutorapp.core.errors import AppError, CSRFFailed, Forbidden, Unauthorized
 from tutorapp.core.security import TokenError, csrf_token, decode_access_token, token_hash
 from tutorapp.core.time import utcnow
 
@@ -42,10 +42,6 @@ class MFARequired(AppError):
 class MFAEnrolmentRequired(AppError):
     status, type, title = 403, "/problems/mfa-enrolment-required", "Set up two-factor first"
     page_redirect = "/app/account/security"
-
-
-class CSRFFailed(AppError):
-    status, type, title = 403, "/problems/csrf", "CSRF check failed"
 
 
 @dataclass

@@ -11,9 +11,8 @@ import segno
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts.models import RecoveryCode, User
+from tutorapp.accounts.models import AuthSession, RecoveryCode, User
 from tutorapp.accounts.sessions import Client, Tokens, reauthenticated
-from tutorapp.accounts.models import AuthSession
 from tutorapp.config import Settings
 from tutorapp.core import audit
 from tutorapp.core.errors import AppError, Conflict, InvalidInput

@@ -1,17 +1,11 @@
-"""Sign-in pages of the web app: the same services as the API, with a session cookie.
-
-Forms are protected against CSRF: signed-in forms carry a token bound to the
-session (checked by the access rule); the anonymous forms (sign in, sign up,
-reset) use a double-submit token: a random cookie repeated in the form.
-"""
+"""Sign-in pages of the web app: the same services as the API, with a session cookie."""
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +13,6 @@ from tutorapp.accounts import mfa, service, sessions
 from tutorapp.accounts.api import LimiterDep, SettingsDep, client_of
 from tutorapp.accounts.deps import (
     PUBLIC,
-    CSRFFailed,
     CurrentPrincipal,
     CurrentPrincipalAAL1,
     OptionalPrincipal,
@@ -30,74 +23,10 @@ from tutorapp.accounts.models import Role
 from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError, InvalidInput, safe_next
+from tutorapp.core.pages import FormCSRF, form_failed, render
 from tutorapp.core.ratelimit import Limit
-from tutorapp.core.security import csrf_token, new_token
 
 router = APIRouter(include_in_schema=False)
-FORM_COOKIE = "tutorapp_form"
-
-
-def form_cookie_name(settings: Settings) -> str:
-    return f"__Host-{FORM_COOKIE}" if settings.secure_cookies else FORM_COOKIE
-
-
-def page_csrf_token(request: Request) -> str:
-    """The token forms on this page must send back."""
-    principal = getattr(request.state, "principal", None)
-    if principal is not None and principal.via == "cookie":
-        # the identity survives a rollback that expired the row (error pages render late)
-        from sqlalchemy import inspect
-
-        identity = inspect(principal.session).identity
-        session_id = identity[0] if identity else principal.session.id
-        return csrf_token(request.app.state.settings, session_id)
-    token = request.cookies.get(form_cookie_name(request.app.state.settings))
-    if not token:
-        token = getattr(request.state, "new_form_token", None) or new_token(16)
-        request.state.new_form_token = token
-    return token
-
-
-async def check_form_csrf(request: Request) -> None:
-    """Double-submit check for forms posted without a session. A signed-in browser's
-    forms carry the session-bound token instead, checked by the access rule already."""
-    principal = getattr(request.state, "principal", None)
-    if principal is not None and principal.via == "cookie":
-        return
-    form = await request.form()
-    cookie = request.cookies.get(form_cookie_name(request.app.state.settings), "")
-    sent = form.get("csrf_token", "")
-    if not cookie or not isinstance(sent, str) or not hmac.compare_digest(sent, cookie):
-        raise CSRFFailed("The form expired; reload the page and try again.")
-
-
-FormCSRF = Depends(check_form_csrf)
-
-
-def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    response = request.app.state.templates.TemplateResponse(
-        request, template, context, status_code=status_code
-    )
-    if token := getattr(request.state, "new_form_token", None):
-        settings = request.app.state.settings
-        response.set_cookie(form_cookie_name(settings), token, httponly=True, samesite="lax",
-                            secure=settings.secure_cookies, path="/")
-    return response
-
-
-async def form_failed(db: AsyncSession, request: Request, template: str, error: AppError,
-                      **context: Any) -> Response:
-    """Show the form again with the error; keep no half-done writes.
-
-    The page is rendered before the rollback, which expires every loaded object."""
-    response = render(request, template, status_code=error.status, error=error.detail,
-                      **context)
-    response.headers.update(error.headers)
-    if not error.keep_changes:
-        await db.rollback()
-    return response
-
-
 def signed_in(settings: Settings, tokens: sessions.Tokens, next_path: str) -> Response:
     """Set the session cookie and go on: to the second factor when the account has one."""
     target = safe_next(next_path)
@@ -509,9 +438,3 @@ async def children_add(request: Request, principal: ParentPrincipal, db: Session
                                  children=await service.children_of(db, principal.user),
                                  zone=principal.user.time_zone)
     return RedirectResponse("/app/children?added=1", status_code=303)
-
-
-def template_context(request: Request) -> dict[str, Any]:
-    """Every page knows its caller and the CSRF token its forms send back."""
-    return {"principal": getattr(request.state, "principal", None),
-            "csrf_token": page_csrf_token(request)}

@@ -18,10 +18,10 @@ from tutorapp.accounts import service as accounts
 from tutorapp.accounts.api import client_of
 from tutorapp.accounts.deps import AdminPrincipal
 from tutorapp.accounts.models import Role, User
-from tutorapp.accounts.pages import form_failed, render
 from tutorapp.core.audit import AuditEvent, record
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError, InvalidInput
+from tutorapp.core.pages import form_failed, render
 from tutorapp.scheduling import bookings
 from tutorapp.scheduling.api import clock
 from tutorapp.scheduling.models import Booking

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tutorapp.core.models import Entity, enum_column
 
 
-
 class SubscriptionStatus(enum.StrEnum):
     on_trial = "on_trial"
     active = "active"

@@ -71,6 +71,10 @@ class InvalidInput(AppError):
         )
 
 
+class CSRFFailed(AppError):
+    status, type, title = 403, "/problems/csrf", "CSRF check failed"
+
+
 class TooManyRequests(AppError):
     status, type, title = 429, "/problems/rate-limited", "Too many requests"
 

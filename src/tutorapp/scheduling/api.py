@@ -20,7 +20,15 @@ from tutorapp.config import Settings
 from tutorapp.core.db import ReadSessionDep, SessionDep
 from tutorapp.core.errors import InvalidInput
 from tutorapp.core.time import utcnow
-from tutorapp.scheduling import availability, bookings, calendar, idempotency, schemas, series, timeslots
+from tutorapp.scheduling import (
+    availability,
+    bookings,
+    calendar,
+    idempotency,
+    schemas,
+    series,
+    timeslots,
+)
 from tutorapp.scheduling.models import Booking, BookingStatus
 from tutorapp.tutors import service as tutors
 from tutorapp.tutors.models import TutorProfile

@@ -24,7 +24,6 @@ from tutorapp.core.models import Entity, enum_column
 from tutorapp.scheduling.timeslots import OverrideKind
 
 
-
 class BookingStatus(enum.StrEnum):
     held = "held"  # waiting for payment until hold_expires_at
     requested = "requested"  # waiting for the tutor's approval

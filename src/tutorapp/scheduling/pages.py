@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tutorapp.accounts import service as accounts
 from tutorapp.accounts.deps import CurrentPrincipal, StudentOrParent, TutorPrincipal
 from tutorapp.accounts.models import Role, User
-from tutorapp.accounts.pages import form_failed, render
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError, InvalidInput, NotFound, safe_next
+from tutorapp.core.pages import form_failed, render
 from tutorapp.reviews import schemas as review_schemas
 from tutorapp.reviews import service as reviews
 from tutorapp.reviews.models import Review

@@ -17,14 +17,15 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from sqlalchemy import select
 
 from tutorapp.accounts.deps import PUBLIC, OptionalPrincipal
-from tutorapp.accounts.pages import render
 from tutorapp.core.db import ReadSessionDep
 from tutorapp.core.errors import AppError
+from tutorapp.core.pages import render
 from tutorapp.core.templating import STATIC_DIR
 from tutorapp.reviews import service as reviews
 from tutorapp.scheduling import availability, timeslots
 from tutorapp.scheduling.api import clock
-from tutorapp.tutors import search, service as tutors
+from tutorapp.tutors import search
+from tutorapp.tutors import service as tutors
 from tutorapp.tutors.models import Level, ProfileStatus, TutorProfile
 
 router = APIRouter(include_in_schema=False)

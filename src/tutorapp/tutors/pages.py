@@ -11,9 +11,9 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.deps import TutorPrincipal
-from tutorapp.accounts.pages import form_failed, render
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError, InvalidInput
+from tutorapp.core.pages import form_failed, render
 from tutorapp.tutors import schemas, service
 from tutorapp.tutors.models import Level
 

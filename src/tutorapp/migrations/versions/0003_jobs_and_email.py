@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-import tutorapp.core.models
 
+import tutorapp.core.models
 
 revision: str = '0003'
 down_revision: str | None = '0002'

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
 import tutorapp.core.models
 
 # Frozen copy of tutorapp.scheduling.models.ACTIVE_SQL at the time of this revision.
