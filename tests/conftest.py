@@ -51,6 +51,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "profile": "test", "database_url": database_url, "secret_key": TEST_SECRET,
         "allowed_hosts": ["testserver", "localhost", "127.0.0.1"],
+        # Apps built with another profile (dev, staging) would start the embedded job
+        # worker; tests that want it say so (tests/jobs).
+        "jobs_embedded_worker": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
