@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from tutorapp.accounts import mfa, service, sessions
 from tutorapp.accounts.deps import (
@@ -43,25 +43,15 @@ from tutorapp.accounts.schemas import (
     TotpEnrolmentOut,
     UserOut,
 )
-from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
-from tutorapp.core.ratelimit import Limit, RateLimiter
+from tutorapp.core.deps import LimiterDep, SettingsDep
+from tutorapp.core.ratelimit import Limit
 
 auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 me = APIRouter(prefix="/api/v1/me", tags=["account"])
 admin = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-def _limiter(request: Request) -> RateLimiter:
-    return request.app.state.rate_limiter
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-LimiterDep = Annotated[RateLimiter, Depends(_limiter)]
 
 
 def client_of(request: Request) -> sessions.Client:

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts import mfa, service, sessions
-from tutorapp.accounts.api import LimiterDep, SettingsDep, client_of
+from tutorapp.accounts.api import client_of
 from tutorapp.accounts.deps import (
     PUBLIC,
     CurrentPrincipal,
@@ -22,6 +22,7 @@ from tutorapp.accounts.devices import describe_device
 from tutorapp.accounts.models import Role
 from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
+from tutorapp.core.deps import LimiterDep, SettingsDep
 from tutorapp.core.errors import AppError, InvalidInput, safe_next
 from tutorapp.core.pages import FormCSRF, form_failed, render
 from tutorapp.core.ratelimit import Limit

@@ -24,6 +24,7 @@ from tutorapp.accounts.service import (
     get_user,
     issue_one_time_token,
     link,
+    normalize_email,
     user_by_email,
 )
 from tutorapp.config import Settings
@@ -245,7 +246,7 @@ async def login_with_password(
     client: Client, with_cookie: bool = False,
 ) -> Tokens:
     limits = _limits(settings)
-    email = email.strip().lower()
+    email = normalize_email(email)
     await limiter.hit(limits["ip"], client.ip or "unknown")
     await limiter.check(limits["account"], email)
     user = await user_by_email(db, email)
@@ -314,7 +315,7 @@ async def send_login_code(
     """One email with both a magic link and a 6-digit code. Same answer whether or not
     the address has an account; at most one request per address per interval."""
     limits = _limits(settings)
-    email = email.strip().lower()
+    email = normalize_email(email)
     await limiter.hit(limits["ip"], client.ip or "unknown")
     await limiter.hit(limits["otp-send"], email)
     user = await user_by_email(db, email)
@@ -346,7 +347,7 @@ async def login_with_code(
     else:
         if not email or not code:
             raise InvalidInput("code", "send either the link's token or the email and its code")
-        email = email.strip().lower()
+        email = normalize_email(email)
         await limiter.hit(limits["code"], email)
         user = await user_by_email(db, email)
         if user is None:
@@ -366,7 +367,7 @@ async def request_password_reset(
     db: AsyncSession, settings: Settings, limiter: RateLimiter, *, email: str, client: Client
 ) -> None:
     limits = _limits(settings)
-    email = email.strip().lower()
+    email = normalize_email(email)
     await limiter.hit(limits["ip"], client.ip or "unknown")
     await limiter.hit(limits["recover"], email)
     user = await user_by_email(db, email)

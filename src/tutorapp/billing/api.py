@@ -32,8 +32,8 @@ from tutorapp.billing import (
     webhooks,
 )
 from tutorapp.billing.models import CreditLot, Earning, Subscription, Wallet
-from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
+from tutorapp.core.deps import SettingsDep, settings_of
 from tutorapp.core.errors import AppError, NotFound, Unauthorized
 from tutorapp.core.time import utcnow
 from tutorapp.integrations.payments import get_provider
@@ -58,11 +58,6 @@ class ProviderRefused(AppError):
     status, type, title = 409, "/problems/payments-refused", "Payments provider refused"
 
 
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 def clock(request: Request) -> datetime:
@@ -72,7 +67,7 @@ def clock(request: Request) -> datetime:
 
 def provider_for(request: Request, session: Any) -> PaymentsProvider:
     # The sandbox delivers its webhooks to this very app, in-process.
-    return get_provider(_settings(request), session,
+    return get_provider(settings_of(request), session,
                         transport=httpx.ASGITransport(app=request.app))
 
 
@@ -381,7 +376,7 @@ async def payout_paid(period: str, request: Request, session: SessionDep,
 async def signed_body(request: Request) -> bytes:
     """The raw body, if its `X-Signature` is the HMAC-SHA256 of it with our secret."""
     body = await request.body()
-    if not signature_is_valid(_settings(request).payments_webhook_secret, body,
+    if not signature_is_valid(settings_of(request).payments_webhook_secret, body,
                               request.headers.get("x-signature")):
         raise Unauthorized("Invalid or missing X-Signature.")
     return body

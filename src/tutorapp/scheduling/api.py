@@ -16,8 +16,8 @@ from tutorapp.accounts.deps import (
     StudentOrParent,
     TutorPrincipal,
 )
-from tutorapp.config import Settings
 from tutorapp.core.db import ReadSessionDep, SessionDep
+from tutorapp.core.deps import settings_of
 from tutorapp.core.errors import InvalidInput
 from tutorapp.core.time import utcnow
 from tutorapp.scheduling import (
@@ -40,10 +40,6 @@ router = APIRouter(prefix="/api/v1", tags=["scheduling"])
 def clock(request: Request) -> datetime:
     """Now; tests pin it with `app.state.clock`."""
     return getattr(request.app.state, "clock", utcnow)()
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 async def present(session, booking: Booking) -> schemas.BookingOut:  # noqa: ANN001
@@ -85,7 +81,7 @@ async def free_slots(
     tz: Annotated[str | None, Query(max_length=64)] = None,
     length: Annotated[int | None, Query()] = None,
 ) -> schemas.SlotsOut:
-    settings = _settings(request)
+    settings = settings_of(request)
     zone_name = tz or (viewer.user.time_zone if viewer else "UTC")
     try:
         zone = timeslots.zone(zone_name)
@@ -117,7 +113,7 @@ async def create_booking(
     body: schemas.BookingIn, request: Request, session: SessionDep, caller: StudentOrParent,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> schemas.BookingOut:
-    settings = _settings(request)
+    settings = settings_of(request)
 
     async def action() -> tuple[int, dict]:
         booking = await bookings.book(
@@ -157,7 +153,7 @@ async def get_booking(booking_id: uuid.UUID, session: SessionDep,
 async def get_booking_ics(booking_id: uuid.UUID, request: Request, session: SessionDep,
                           caller: CurrentPrincipal) -> Response:
     booking = await bookings.get_for(session, booking_id, caller.user)
-    body = await calendar.booking_ics(session, booking, settings=_settings(request))
+    body = await calendar.booking_ics(session, booking, settings=settings_of(request))
     return Response(body, media_type="text/calendar; charset=utf-8")
 
 
@@ -188,7 +184,7 @@ async def cancel_booking(booking_id: uuid.UUID, request: Request, session: Sessi
 async def reschedule_booking(booking_id: uuid.UUID, body: schemas.RescheduleIn, request: Request,
                              session: SessionDep, caller: CurrentPrincipal) -> schemas.BookingOut:
     booking = await bookings.reschedule(session, booking_id, caller.user, start=body.start,
-                                        settings=_settings(request), now=clock(request))
+                                        settings=settings_of(request), now=clock(request))
     return await present(session, booking)
 
 
@@ -220,7 +216,7 @@ async def set_booking_notes(booking_id: uuid.UUID, body: schemas.NotesIn, sessio
 async def create_series(body: schemas.SeriesIn, request: Request, session: SessionDep,
                         caller: StudentOrParent) -> schemas.SeriesOut:
     created, booked, conflicts = await series.book_series(
-        session, caller=caller.user, data=body, settings=_settings(request), now=clock(request),
+        session, caller=caller.user, data=body, settings=settings_of(request), now=clock(request),
     )
     return schemas.SeriesOut(id=created.id, bookings=[await present(session, b) for b in booked],
                              conflicts=conflicts)
@@ -233,13 +229,13 @@ async def create_series(body: schemas.SeriesIn, request: Request, session: Sessi
 async def regenerate_calendar_feed(request: Request, session: SessionDep,
                                    caller: CurrentPrincipal) -> schemas.FeedOut:
     """Create or replace the caller's secret ICS feed URL (the old one stops working)."""
-    url = await calendar.regenerate_feed(session, caller.user, settings=_settings(request))
+    url = await calendar.regenerate_feed(session, caller.user, settings=settings_of(request))
     return schemas.FeedOut(url=url)
 
 
 @router.get("/calendar/feeds/{token}.ics", dependencies=[PUBLIC])
 async def calendar_feed(token: str, request: Request,
                         session: ReadSessionDep) -> Response:
-    body = await calendar.feed_ics(session, token, settings=_settings(request), now=clock(request))
+    body = await calendar.feed_ics(session, token, settings=settings_of(request), now=clock(request))
     return Response(body, media_type="text/calendar; charset=utf-8",
                     headers={"Cache-Control": "private, max-age=300"})
