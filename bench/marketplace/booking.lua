@@ -11,7 +11,8 @@ function init(args)
   local i = 0
   for line in io.lines("bench/marketplace/out/bookable.txt") do
     i = i + 1
-    if i % 2 == tid then  -- run with -t2 slots[#slots + 1] = line end
+    -- run with -t2: thread tid takes every second line
+    if i % 2 == tid then slots[#slots + 1] = line end
   end
   math.randomseed(os.time() + tid * 7919)
   k = math.random(#slots)  -- start somewhere new each run: earlier runs took their slots

@@ -196,12 +196,14 @@ async def main() -> None:
     # bench callers: students with long-lived sessions and access tokens
     OUT.mkdir(exist_ok=True)
     sessions, tokens = [], []
+    # the tokens outlive a long run (the server's 15-minute default would turn it into 401s)
+    token_settings = settings.model_copy(update={"access_token_ttl_seconds": 30 * 86400})
     for student in students[: args.tokens]:
         session_id = uuid.uuid4()
         sessions.append({"id": session_id, "user_id": student["id"], "aal": "aal1", "amr": "pwd",
                          "authenticated_at": now, "last_seen_at": now,
                          "expires_at": now + timedelta(days=30), "created_at": now, "updated_at": now})
-        token, _ = issue_access_token(settings, user_id=student["id"], role="student", aal="aal1",
+        token, _ = issue_access_token(token_settings, user_id=student["id"], role="student", aal="aal1",
                                       amr=["pwd"], session_id=session_id, now=now)
         tokens.append(token)
     await load(AuthSession.__table__, sessions, engine)
