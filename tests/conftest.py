@@ -47,6 +47,16 @@ async def _admin_execute(url: str, statement: str) -> None:
         await connection.close()
 
 
+# What a staging or prod process must have besides a secret: a named public URL and
+# real vendors (the sandbox and the outbox are refused there).
+LIVE_VENDORS: dict[str, object] = {
+    "public_url": "https://tutorapp.example",
+    "payments_provider": "lemonsqueezy", "lemonsqueezy_api_key": "ls-test-key",
+    "lemonsqueezy_store_id": "4321", "lemonsqueezy_webhook_secret": "ls-webhook-secret",
+    "email_provider": "smtp", "smtp_host": "smtp.tutorapp.example",
+}
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "profile": "test", "database_url": database_url, "secret_key": TEST_SECRET,

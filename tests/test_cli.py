@@ -23,6 +23,28 @@ def test_version() -> None:
     assert result.output.strip() == f"tutorapp {__version__}"
 
 
+def test_serve_passes_the_served_address_to_the_app(
+    env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`PORT=8811 make run`: links, checkout redirects and the CSP follow port 8811."""
+    import uvicorn
+
+    from tutorapp.app import create_app
+
+    served: dict[str, object] = {}
+    monkeypatch.delenv("TUTORAPP_PUBLIC_URL", raising=False)
+    # serve exports the address for uvicorn's worker processes: undo it after the test
+    monkeypatch.setenv("TUTORAPP_HOST", "127.0.0.1")
+    monkeypatch.setenv("TUTORAPP_PORT", "8000")
+    monkeypatch.setenv("TUTORAPP_JOBS_EMBEDDED_WORKER", "false")
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kwargs: served.update(kwargs))
+    result = runner.invoke(app, ["serve", "--port", "8811"], env={"PORT": "8811"})
+    assert result.exit_code == 0, result.output
+    assert served["port"] == 8811
+    built = create_app()  # what uvicorn's factory builds in each worker
+    assert built.state.settings.public_url == "http://127.0.0.1:8811"
+
+
 def test_migrate_upgrade_current_downgrade(env: str) -> None:
     result = runner.invoke(app, ["migrate", "current"])
     assert result.exit_code == 0, result.output
@@ -110,6 +132,10 @@ def test_seed_refuses_prod(env: str, monkeypatch) -> None:
     monkeypatch.setenv("TUTORAPP_SECRET_KEY", "s" * 40)
     monkeypatch.setenv("TUTORAPP_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/none")
     monkeypatch.setenv("TUTORAPP_ALLOWED_HOSTS", "tutorapp.example")
+    from tests.conftest import LIVE_VENDORS
+
+    for name, value in LIVE_VENDORS.items():
+        monkeypatch.setenv(f"TUTORAPP_{name.upper()}", str(value))
     result = runner.invoke(app, ["seed", "--demo"], terminal_width=200)
     assert result.exit_code == 2
     assert "Refusing" in result.output

@@ -3,7 +3,10 @@ from pydantic import ValidationError
 
 from tutorapp.config import Settings, async_database_url
 
+from tests.conftest import LIVE_VENDORS
+
 SAFE_PROD = {
+    **LIVE_VENDORS,
     "profile": "prod",
     "secret_key": "x" * 40,
     "database_url": "postgresql://app@db.internal/tutorapp",
@@ -51,8 +54,53 @@ def test_prod_refuses_insecure_value_and_names_the_variable(
 
 def test_staging_refuses_the_default_secret_but_allows_sqlite() -> None:
     with pytest.raises(ValidationError, match="TUTORAPP_SECRET_KEY"):
-        settings(profile="staging")
-    assert settings(profile="staging", secret_key="y" * 32).dialect == "sqlite"
+        settings(**LIVE_VENDORS, profile="staging")
+    assert settings(**LIVE_VENDORS, profile="staging", secret_key="y" * 32).dialect == "sqlite"
+
+
+@pytest.mark.parametrize("profile", ["staging", "prod"])
+@pytest.mark.parametrize(
+    ("override", "variable"),
+    [
+        ({"payments_provider": "sandbox"}, "TUTORAPP_PAYMENTS_PROVIDER must not be sandbox"),
+        ({"email_provider": "outbox"}, "TUTORAPP_EMAIL_PROVIDER must not be outbox"),
+        ({"public_url": ""}, "TUTORAPP_PUBLIC_URL must be set"),
+    ],
+)
+def test_internet_facing_profiles_refuse_the_sandbox_the_outbox_and_a_guessed_url(
+    profile: str, override: dict[str, object], variable: str
+) -> None:
+    with pytest.raises(ValidationError) as error:
+        settings(**(SAFE_PROD | {"profile": profile} | override))
+    assert variable in str(error.value)
+
+
+def test_prod_needs_an_https_public_url() -> None:
+    with pytest.raises(ValidationError, match="TUTORAPP_PUBLIC_URL must be an https://"):
+        settings(**(SAFE_PROD | {"public_url": "http://tutorapp.example"}))
+    assert settings(**SAFE_PROD).public_url == "https://tutorapp.example"
+
+
+def test_the_public_url_follows_the_served_host_and_port() -> None:
+    assert settings().public_url == "http://127.0.0.1:8000"
+    assert settings(port=8811).public_url == "http://127.0.0.1:8811"
+    assert settings(host="0.0.0.0", port=8811).public_url == "http://127.0.0.1:8811"
+    assert settings(host="tutor.lan", port=9000).public_url == "http://tutor.lan:9000"
+    assert settings(host="::1", port=8811).public_url == "http://[::1]:8811"
+    # a proxy in front: the operator's address wins, without a trailing slash
+    named = settings(port=8811, public_url="https://tutors.example/")
+    assert named.public_url == "https://tutors.example"
+    assert named.public_origin == "https://tutors.example"
+    with pytest.raises(ValidationError, match="TUTORAPP_PUBLIC_URL|public_url"):
+        settings(public_url="tutors.example")
+
+
+def test_checkout_origins_name_the_providers_hosted_checkout() -> None:
+    assert settings(port=8811).checkout_origins == ["http://127.0.0.1:8811"]
+    live = settings(**LIVE_VENDORS)
+    assert live.checkout_origins == ["https://*.lemonsqueezy.com"]
+    custom = settings(**LIVE_VENDORS, lemonsqueezy_checkout_origin="https://pay.tutors.example")
+    assert custom.checkout_origins == ["https://pay.tutors.example"]
 
 
 def test_lists_come_from_comma_separated_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -77,10 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ops_api.health, ops_api.router, tutors_api.router, scheduling_api.router,
         reviews_api.router, *accounts_api.routers, ops_pages.router, site_api.router,
         site_pages.router, scheduling_pages.router, tutors_pages.router, admin_pages.router,
-        *billing_api.routers, billing_pages.router, notifications_api.router, jobs_api.router,
+        *billing_api.routers, notifications_api.router, jobs_api.router,
         jobs_pages.router, accounts_pages.router,
     ]
-    if settings.profile in ("dev", "test"):
+    if settings.payments_provider == "sandbox":  # refused in staging/prod
+        routers.append(billing_pages.router)  # its checkout page and customer portal
+    if settings.profile in ("dev", "test") and settings.email_provider == "outbox":
         routers.append(notifications_pages.router)  # the dev mailbox
     for router in routers:
         app.include_router(router)

@@ -44,8 +44,14 @@ def serve(
     reload: Annotated[bool, typer.Option(help="restart on code changes (dev)")] = False,
 ) -> None:
     """Serve the site, the web app and the API."""
+    import os
+
     import uvicorn
 
+    # The app (built by uvicorn's factory, in every worker process) and the embedded
+    # jobs take their public URL from the address actually served, unless
+    # TUTORAPP_PUBLIC_URL names another one.
+    os.environ["TUTORAPP_HOST"], os.environ["TUTORAPP_PORT"] = host, str(port)
     settings = load_settings()
     uvicorn.run(
         "tutorapp.app:create_app",

@@ -7,9 +7,11 @@ and `test` the settings refuse values that are unsafe in front of real users.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -84,7 +86,13 @@ class Settings(BaseSettings):
     profile: Profile = "dev"
     debug: bool = False
     secret_key: str = DEFAULT_SECRET_KEY
-    public_url: str = "http://127.0.0.1:8000"
+    host: str = Field(default="127.0.0.1", description="the address `tutorapp serve` listens on")
+    port: int = Field(default=8000, ge=1, le=65535, description="the port `tutorapp serve` listens on")
+    public_url: str = Field(
+        default="",
+        description="the site's address in links, redirects and webhooks; default: "
+        "`http://<host>:<port>` as served (required in staging/prod)",
+    )
     log_level: str = "INFO"
     log_json: bool | None = Field(
         default=None, description="JSON log lines; default: on in staging/prod, off in dev/test"
@@ -205,6 +213,11 @@ class Settings(BaseSettings):
     lemonsqueezy_webhook_secret: str | None = None
     lemonsqueezy_api_url: str = "https://api.lemonsqueezy.com/v1"
     lemonsqueezy_timeout_seconds: float = Field(default=15.0, gt=0)
+    lemonsqueezy_checkout_origin: str = Field(
+        default="https://*.lemonsqueezy.com",
+        description="where Lemon Squeezy's hosted checkout lives (a custom checkout domain "
+        "goes here); the CSP's form-action allows it",
+    )
     billing_plans: list[BillingPlan] = Field(
         default_factory=lambda: list(DEFAULT_BILLING_PLANS),
         description="the plan catalogue, a JSON list of plans",
@@ -250,6 +263,13 @@ class Settings(BaseSettings):
         async_database_url(value)
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_an_origin(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
+            raise ValueError("an http:// or https:// address, e.g. https://tutorapp.example")
+        return value.rstrip("/")
+
     @model_validator(mode="after")
     def _email_provider_is_configured(self) -> Settings:
         if self.email_provider == "smtp" and not self.smtp_host:
@@ -289,7 +309,17 @@ class Settings(BaseSettings):
             problems.append("TUTORAPP_DEBUG must be off")
         if "*" in self.cors_origins:
             problems.append("TUTORAPP_CORS_ORIGINS must list origins, not '*'")
+        if not self.public_url:
+            problems.append("TUTORAPP_PUBLIC_URL must be set to the site's public address")
+        if self.payments_provider == "sandbox":
+            problems.append("TUTORAPP_PAYMENTS_PROVIDER must not be sandbox (it grants free "
+                            "credits): use lemonsqueezy")
+        if self.email_provider == "outbox":
+            problems.append("TUTORAPP_EMAIL_PROVIDER must not be outbox (nothing would be "
+                            "delivered): use smtp or resend")
         if self.profile == "prod":
+            if self.public_url and not self.public_url.startswith("https://"):
+                problems.append("TUTORAPP_PUBLIC_URL must be an https:// address")
             if self.is_sqlite:
                 problems.append("TUTORAPP_DATABASE_URL must point at PostgreSQL, not SQLite")
             if "*" in self.allowed_hosts:
@@ -300,6 +330,30 @@ class Settings(BaseSettings):
                 + "; ".join(problems)
             )
         return self
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_served_address(self) -> Settings:
+        """Links, checkout redirects and the sandbox's webhooks go to where we serve,
+        unless the operator names the public address (a proxy in front). Runs after
+        the staging/prod check, which requires the address to be named."""
+        if not self.public_url:
+            host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(
+                self.host, f"[{self.host}]" if ":" in self.host else self.host)
+            self.public_url = f"http://{host}:{self.port}"
+        return self
+
+    @property
+    def public_origin(self) -> str:
+        """`scheme://host[:port]` of the public URL (the CSP names origins)."""
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def checkout_origins(self) -> list[str]:
+        """Where "Buy" sends the browser: the provider's hosted checkout."""
+        if self.payments_provider == "lemonsqueezy":
+            return [self.lemonsqueezy_checkout_origin]
+        return [self.public_origin]  # the sandbox's checkout page
 
     @property
     def is_sqlite(self) -> bool:

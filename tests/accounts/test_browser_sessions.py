@@ -6,7 +6,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import update
 
-from tests.conftest import _empty_all_tables, make_settings
+from tests.conftest import LIVE_VENDORS, _empty_all_tables, make_settings
 from tests.factories import PASSWORD, make_user, totp_code
 from tutorapp.accounts.models import AuthSession
 from tutorapp.app import create_app
@@ -159,7 +159,7 @@ async def test_signup_page_creates_the_account_and_signs_in(client: httpx.AsyncC
 
 
 async def test_staging_uses_host_prefixed_secure_cookies(database_url: str) -> None:
-    app = create_app(make_settings(database_url, profile="staging"))
+    app = create_app(make_settings(database_url, **LIVE_VENDORS, profile="staging"))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=transport, base_url="https://testserver"

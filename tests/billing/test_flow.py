@@ -46,10 +46,10 @@ async def subscribe_in_sandbox(client: httpx.AsyncClient, db: Database, parent) 
     assert checkout["provider"] == "sandbox"
     path = httpx.URL(checkout["url"]).path
     assert path.startswith("/billing/sandbox/checkout/")
-    page = await client.get(path, headers={"accept": "text/html"})
+    page = await client.get(path, headers={**parent.headers, "accept": "text/html"})
     assert page.status_code == 200
     assert "4 lessons a month" in page.text and "100.00 EUR" in page.text
-    paid = await client.post(f"{path}/pay", follow_redirects=False)
+    paid = await client.post(f"{path}/pay", headers=parent.headers, follow_redirects=False)
     assert paid.status_code == 303
     async with db.session() as session:
         names = list(await session.scalars(
@@ -62,7 +62,7 @@ async def subscribe_in_sandbox(client: httpx.AsyncClient, db: Database, parent) 
         from tutorapp.billing.models import Checkout
 
         assert (await session.get(Checkout, uuid.UUID(checkout["id"]))).paid_at is not None
-    again = await client.post(f"{path}/pay", follow_redirects=False)
+    again = await client.post(f"{path}/pay", headers=parent.headers, follow_redirects=False)
     assert again.status_code == 303  # paying twice sends nothing more
     assert await process_pending(db) == []
     return checkout["id"]
@@ -270,7 +270,7 @@ async def test_without_credits_a_held_booking_is_paid_by_a_single_lesson_checkou
                                  json={"plan": "single", "booking_id": booking_id})
     assert checkout.status_code == 201, checkout.text
     path = httpx.URL(checkout.json()["url"]).path
-    await client.post(f"{path}/pay")
+    await client.post(f"{path}/pay", headers=parent.headers)
     assert await process_pending(db) == ["order paid: credits granted; booking confirmed"]
     seen = await client.get(f"/api/v1/bookings/{booking_id}", headers=parent.headers)
     assert seen.json()["status"] == "confirmed"
@@ -294,7 +294,7 @@ async def test_a_purchase_arriving_after_the_hold_ended_keeps_its_credit(
                                  json={"plan": "single", "booking_id": booking_id})
     async with db.unit_of_work() as session:  # the hold expires before the payment lands
         assert await scheduling.release_expired_holds(session, now=NOW + timedelta(hours=1)) == 1
-    await client.post(f"{httpx.URL(checkout.json()['url']).path}/pay")
+    await client.post(f"{httpx.URL(checkout.json()['url']).path}/pay", headers=parent.headers)
     assert await process_pending(db) == [
         "order paid: credits granted; booking no longer held: the credit stays in the wallet"]
     assert (await client.get("/api/v1/billing/wallet",
@@ -348,17 +348,20 @@ async def test_sandbox_portal_renewal_failure_and_recovery(app, client: httpx.As
     portal = (await client.get(f"/api/v1/billing/subscriptions/{subscription['id']}/portal",
                                headers=parent.headers)).json()["url"]
     path = httpx.URL(portal).path
-    page = await client.get(path, headers={"accept": "text/html"})
+    page = await client.get(path, headers={**parent.headers, "accept": "text/html"})
     assert page.status_code == 200 and "Active" in page.text
-    assert (await client.post(f"{path}/fail", follow_redirects=False)).status_code == 303
+    assert (await client.post(f"{path}/fail", headers=parent.headers,
+                                     follow_redirects=False)).status_code == 303
     assert await process_pending(db) == ["payment failed", "subscription past_due"]
-    assert (await client.post(f"{path}/recover", follow_redirects=False)).status_code == 303
+    assert (await client.post(f"{path}/recover", headers=parent.headers,
+                                     follow_redirects=False)).status_code == 303
     assert await process_pending(db) == ["period paid: credits granted", "subscription active"]
-    assert (await client.post(f"{path}/renew", follow_redirects=False)).status_code == 303
+    assert (await client.post(f"{path}/renew", headers=parent.headers,
+                                     follow_redirects=False)).status_code == 303
     assert await process_pending(db) == ["period paid: credits granted", "subscription active"]
     assert (await client.get("/api/v1/billing/wallet",
                              headers=parent.headers)).json()["credits_available"] == 12
-    assert (await client.post(f"{path}/explode")).status_code == 404
+    assert (await client.post(f"{path}/explode", headers=parent.headers)).status_code == 404
 
 
 async def test_the_settle_job_pays_a_held_booking_from_the_wallet_by_itself(

@@ -39,6 +39,20 @@ async def test_security_headers_on_every_response(client: httpx.AsyncClient) -> 
         assert "strict-transport-security" not in headers  # test profile: no HSTS
 
 
+async def test_csp_lets_forms_reach_the_payment_providers_checkout(database_url: str) -> None:
+    """"Buy" posts to us and is redirected to the hosted checkout: form-action must
+    allow that origin, or the browser silently blocks the purchase."""
+    from tests.conftest import LIVE_VENDORS
+
+    live = await request(LIVE_VENDORS, "GET", "/", database_url=database_url)
+    csp = live.headers["content-security-policy"]
+    assert ("form-action 'self' https://tutorapp.example https://*.lemonsqueezy.com;"
+            in csp)
+    sandbox = await request({"port": 8811}, "GET", "/", database_url=database_url)
+    assert "form-action 'self' http://127.0.0.1:8811;" in sandbox.headers[
+        "content-security-policy"]
+
+
 async def test_csp_nonce_differs_per_request(client: httpx.AsyncClient) -> None:
     first = (await client.get("/")).headers["content-security-policy"]
     second = (await client.get("/")).headers["content-security-policy"]
@@ -46,7 +60,9 @@ async def test_csp_nonce_differs_per_request(client: httpx.AsyncClient) -> None:
 
 
 async def test_staging_sends_hsts(database_url: str) -> None:
-    response = await request({"profile": "staging"}, "GET", "/health/live",
+    from tests.conftest import LIVE_VENDORS
+
+    response = await request({**LIVE_VENDORS, "profile": "staging"}, "GET", "/health/live",
                              database_url=database_url)
     assert response.headers["strict-transport-security"].startswith("max-age=63072000")
 

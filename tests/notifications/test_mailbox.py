@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from tests.conftest import make_settings
+from tests.conftest import LIVE_VENDORS, make_settings
 from tutorapp.app import create_app
 from tutorapp.core.db import Database
 from tutorapp.notifications import service
@@ -48,6 +48,6 @@ def route_paths(app: FastAPI) -> set[str]:
 
 
 def test_the_mailbox_is_not_mounted_outside_dev_and_test(database_url: str) -> None:
-    staging = make_settings(database_url, profile="staging")
+    staging = make_settings(database_url, **LIVE_VENDORS, profile="staging")
     assert not any(p.startswith("/dev/mailbox") for p in route_paths(create_app(staging)))
     assert "/dev/mailbox" in route_paths(create_app(make_settings(database_url)))

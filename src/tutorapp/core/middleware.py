@@ -80,11 +80,15 @@ class RequestContextMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """Hardening headers on every response; the CSP allows scripts only by nonce."""
+    """Hardening headers on every response; the CSP allows scripts only by nonce,
+    and forms to post to us or to send the browser on to the payment provider's
+    checkout (a redirect after a form post is checked against form-action too)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.hsts = settings.profile in ("staging", "prod")
+        self.form_action = " ".join(["'self'", *dict.fromkeys(
+            [settings.public_origin, *settings.checkout_origins])])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,7 +104,7 @@ class SecurityHeadersMiddleware:
                     "default-src 'self'; "
                     f"script-src 'self' 'nonce-{nonce}'; "
                     "style-src 'self'; img-src 'self' data:; font-src 'self'; "
-                    "connect-src 'self'; form-action 'self'; base-uri 'self'; "
+                    f"connect-src 'self'; form-action {self.form_action}; base-uri 'self'; "
                     "object-src 'none'; frame-ancestors 'none'",
                 )
                 headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -1,11 +1,15 @@
 """The dev mailbox: every email the outbox holds, rendered, so a newcomer can
-click the verification link. Mounted in the dev and test profiles only."""
+click the verification link. Mounted in the dev and test profiles only, with the
+outbox mailer, and it answers only callers on this machine: its emails hold sign-in
+and password-reset links, so a dev server bound to a public address must not hand
+them to anyone who asks."""
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from tutorapp.accounts.deps import PUBLIC
@@ -14,7 +18,21 @@ from tutorapp.core.errors import NotFound
 from tutorapp.notifications import service
 from tutorapp.notifications.models import EmailMessage
 
-router = APIRouter(prefix="/dev/mailbox", include_in_schema=False, dependencies=[PUBLIC])
+
+
+def local_callers_only(request: Request) -> None:
+    """404 unless the caller (after trusted proxy headers) is a loopback address."""
+    host = request.client.host if request.client else ""
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if not local:
+        raise NotFound("Not found.")
+
+
+router = APIRouter(prefix="/dev/mailbox", include_in_schema=False,
+                   dependencies=[PUBLIC, Depends(local_callers_only)])
 
 # The message's own HTML, shown as a page of its own: inline styles only, no
 # scripts, sandboxed.

@@ -150,6 +150,10 @@ class SandboxProvider:
     async def checkout(self, checkout_id: str) -> dict[str, Any]:
         return dict((await self._get("checkouts", checkout_id)).attributes)
 
+    async def subscription(self, subscription_id: str) -> dict[str, Any]:
+        """The stored subscription with its custom data (who subscribed)."""
+        return dict((await self._get("subscriptions", subscription_id)).attributes)
+
     async def pay(self, checkout_id: str) -> list[str]:
         """Pay a checkout: the order (and for a subscription plan, the subscription
         and its first invoice) with their webhooks. Paying twice does nothing."""
