@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from babel.numbers import list_currencies
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
@@ -218,6 +219,11 @@ class Settings(BaseSettings):
         description="where Lemon Squeezy's hosted checkout lives (a custom checkout domain "
         "goes here); the CSP's form-action allows it",
     )
+    billing_currency: str = Field(
+        default="EUR", pattern=r"^[A-Z]{3}$",
+        description="the one currency plans are sold in and wallets, earnings and payouts "
+        "are kept in (a lesson costs one credit whatever the tutor)",
+    )
     billing_plans: list[BillingPlan] = Field(
         default_factory=lambda: list(DEFAULT_BILLING_PLANS),
         description="the plan catalogue, a JSON list of plans",
@@ -292,6 +298,13 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{', '.join(missing)} must be set when TUTORAPP_PAYMENTS_PROVIDER=lemonsqueezy"
                 )
+        if self.billing_currency not in list_currencies():
+            raise ValueError(f"TUTORAPP_BILLING_CURRENCY: {self.billing_currency} is not an "
+                             "ISO 4217 currency")
+        strays = sorted({p.key for p in self.billing_plans if p.currency != self.billing_currency})
+        if strays:
+            raise ValueError(f"TUTORAPP_BILLING_PLANS: {', '.join(strays)} not priced in "
+                             f"TUTORAPP_BILLING_CURRENCY ({self.billing_currency})")
         keys = [plan.key for plan in self.billing_plans]
         variants = [plan.variant_id for plan in self.billing_plans]
         if len(set(keys)) != len(keys) or len(set(variants)) != len(variants):
@@ -354,6 +367,12 @@ class Settings(BaseSettings):
         if self.payments_provider == "lemonsqueezy":
             return [self.lemonsqueezy_checkout_origin]
         return [self.public_origin]  # the sandbox's checkout page
+
+    @property
+    def credit_list_price_minor(self) -> int:
+        """What one lesson credit costs bought on its own: the dearest price per credit
+        in the catalogue (a credit an admin gave is worth this to the tutor)."""
+        return max((p.price_minor // p.lessons for p in self.billing_plans), default=0)
 
     @property
     def is_sqlite(self) -> bool:

@@ -104,7 +104,7 @@ async def test_a_package_order_grants_credits_books_the_payment_and_sends_a_rece
 
     email = await last_email(db, "pat@example.com", "billing/receipt")
     assert email.subject == "Your TutorApp receipt: 10 lessons (6 months)"
-    assert "Amount: 240.00 EUR" in email.text and "of which tax: 40.00 EUR" in email.text
+    assert "Amount: €240.00" in email.text and "of which tax: €40.00" in email.text
     invoices = await client.get("/api/v1/billing/invoices",
                                 headers=(await _signed_in(client, parent)).headers)
     assert [(i["plan"], i["total"], i["status"]) for i in invoices.json()] == [

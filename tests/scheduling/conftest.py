@@ -83,7 +83,7 @@ def profile_body(market: Market, **overrides: object) -> dict:
     body: dict = {
         "headline": "Patient maths tutor", "bio_markdown": "I teach **algebra**.",
         "subjects": [{"subject_id": market.subjects["mathematics/algebra"], "level": "secondary"}],
-        "languages": ["en"], "hourly_rate_minor": 4000, "currency": "EUR",
+        "languages": ["en"],
         "time_zone": "Europe/London", "lesson_lengths": [30, 60],
         "min_notice_minutes": 0, "buffer_minutes": 0, "horizon_days": 365,
     }

@@ -24,18 +24,18 @@ async def make_tutors(app, client, market: Market, db) -> dict[str, str]:  # noq
     specs = {
         "ada": dict(headline="Algebra and calculus coach", bio_markdown="Exams made calm.",
                     subjects=[{"subject_id": s["mathematics/algebra"], "level": "secondary"}],
-                    languages=["en"], hourly_rate_minor=3000,
+                    languages=["en"],
                     rules=[{"weekday": 2, "start": "09:00", "end": "10:00"}]),
         "bob": dict(headline="Geometry for beginners", bio_markdown="Shapes and proofs.",
                     subjects=[{"subject_id": s["mathematics/geometry"], "level": "primary"}],
-                    languages=["en", "fr"], hourly_rate_minor=2000,
+                    languages=["en", "fr"],
                     rules=[{"weekday": 0, "start": "09:00", "end": "10:00"}]),
         "cleo": dict(headline="Linear algebra at university", bio_markdown="Matrices, vectors.",
                      subjects=[{"subject_id": s["mathematics/algebra/linear"], "level": "university"}],
-                     languages=["de"], hourly_rate_minor=5000, rules=[]),
+                     languages=["de"], rules=[]),
         "dan": dict(headline="French conversation", bio_markdown="Parlons **français**.",
                     subjects=[{"subject_id": s["languages/french"], "level": "adult"}],
-                    languages=["fr"], hourly_rate_minor=2500,
+                    languages=["fr"],
                     rules=[{"weekday": 1, "start": "09:00", "end": "10:00"}]),
     }
     ids = {}
@@ -47,8 +47,8 @@ async def make_tutors(app, client, market: Market, db) -> dict[str, str]:  # noq
     # an unapproved tutor never shows up
     draft = await sign_in(app, role=Role.tutor)
     await client.put("/api/v1/tutors/me", headers=draft.headers, json={
-        "headline": "Algebra draft", "bio_markdown": "x", "hourly_rate_minor": 1,
-        "currency": "EUR", "time_zone": "UTC", "lesson_lengths": [60]})
+        "headline": "Algebra draft", "bio_markdown": "x", "time_zone": "UTC",
+        "lesson_lengths": [60]})
     return ids
 
 
@@ -65,25 +65,37 @@ async def test_full_text_and_filters(app, client, market: Market, db) -> None:
     assert names(await get(q="français")) == ["Dan"]  # bio text, accents kept
     assert names(await get(q="matrices vectors")) == ["Cleo"]
     assert names(await get(q="geometry proofs")) == ["Bob"]
-    assert names(await get(q="mathematics", sort="price")) == ["Bob", "Ada", "Cleo"]  # subject ancestors
+    assert names(await get(q="mathematics", sort="rating")) == ["Cleo", "Ada", "Bob"]  # subject ancestors
     assert names(await get(q="zzzz")) == []
     for odd in ['foo_bar 日本語', '"OR" NEAR( AND*', "x' OR 1=1 --"]:
         assert names(await get(q=odd)) == []
     assert names(await get(q="!!!", sort="rating")) == ["Cleo", "Ada", "Bob", "Dan"]
-    assert names(await get(subject="mathematics", sort="price")) == ["Bob", "Ada", "Cleo"]
-    assert names(await get(subject="mathematics/algebra", sort="price")) == ["Ada", "Cleo"]
+    assert names(await get(subject="mathematics", sort="rating")) == ["Cleo", "Ada", "Bob"]
+    assert names(await get(subject="mathematics/algebra", sort="rating")) == ["Cleo", "Ada"]
     assert names(await get(subject=market.subjects["languages"])) == ["Dan"]
     assert names(await get(level="university")) == ["Cleo"]
     assert names(await get(subject="mathematics", level="primary")) == ["Bob"]
-    assert names(await get(language="fr", sort="price")) == ["Bob", "Dan"]
-    assert names(await get(min_price=2500, max_price=3000, sort="price")) == ["Dan", "Ada"]
+    assert names(await get(language="fr", sort="rating")) == ["Bob", "Dan"]
     assert names(await get(min_rating=4, sort="rating")) == ["Cleo", "Ada"]
-    assert names(await get(currency="EUR", sort="price")) == ["Bob", "Dan", "Ada", "Cleo"]
     bad = await get(subject="nope")
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "subject"
     assert (await get(sort="random")).status_code == 422
     assert (await get(cursor="garbage")).status_code == 422
     assert (await get(tz="Nowhere/X", free_from="2026-06-01")).status_code == 422
+
+
+async def test_every_tutor_costs_one_credit_so_there_is_no_price_to_filter(
+        app, client, market: Market, db) -> None:  # noqa: ANN001
+    """Prices in GBP, EUR and USD used to be compared as equal numbers; a lesson now
+    costs one credit with any tutor: no price in results, no price filter or sort."""
+    await make_tutors(app, client, market, db)
+    everyone = await client.get("/api/v1/tutors", params={"sort": "rating"})
+    assert names(everyone) == ["Cleo", "Ada", "Bob", "Dan"]
+    assert all("hourly_rate" not in item for item in everyone.json()["items"])
+    assert (await client.get("/api/v1/tutors", params={"sort": "price"})).status_code == 422
+    spec = await client.get("/api/openapi.json")
+    params = {p["name"] for p in spec.json()["paths"]["/api/v1/tutors"]["get"]["parameters"]}
+    assert not params & {"min_price", "max_price", "currency"}
 
 
 async def test_free_time_filter_and_soonest_sort(app, client, market: Market, db) -> None:
@@ -110,7 +122,6 @@ async def test_free_time_filter_and_soonest_sort(app, client, market: Market, db
 async def test_keyset_pages_cover_everyone_once(app, client, market: Market, db) -> None:
     await make_tutors(app, client, market, db)
     for sort, expected in [("rating", ["Cleo", "Ada", "Bob", "Dan"]),
-                           ("price", ["Bob", "Dan", "Ada", "Cleo"]),
                            ("soonest", ["Bob", "Dan", "Ada"])]:
         seen, cursor = [], None
         for _ in range(10):
@@ -127,7 +138,7 @@ async def test_keyset_pages_cover_everyone_once(app, client, market: Market, db)
     assert sorted(names(first) + names(second)) == ["Ada", "Cleo"]
     assert second.json()["next_cursor"] is None
     wrong_sort = await client.get("/api/v1/tutors", params={
-        "sort": "price", "cursor": first.json()["next_cursor"]})
+        "sort": "rating", "cursor": first.json()["next_cursor"]})
     assert wrong_sort.status_code == 422
 
 

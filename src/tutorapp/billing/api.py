@@ -218,7 +218,8 @@ async def my_invoices(session: SessionDep, caller: StudentOrParent) -> list[sche
 async def pay_booking(booking_id: uuid.UUID, request: Request, session: SessionDep,
                       caller: StudentOrParent) -> schemas.BookingPaidOut:
     """Pay a held booking with one credit of the family wallet (402 without credits)."""
-    booking = await bookings.pay_with_credit(session, booking_id, caller.user, now=clock(request))
+    booking = await bookings.pay_with_credit(session, settings_of(request), booking_id,
+                                             caller.user, now=clock(request))
     return schemas.BookingPaidOut(booking_id=booking.id, status=str(booking.status))
 
 
@@ -313,8 +314,8 @@ async def adjust_credits(user_id: uuid.UUID, body: schemas.CreditAdjustmentIn, r
     user = await session.get(User, user_id)
     if user is None or user.role not in (Role.student, Role.parent):
         raise NotFound("No such student or parent.")
-    currency = settings.billing_plans[0].currency if settings.billing_plans else "EUR"
-    wallet = await credits.wallet_for_owner(session, credits.wallet_owner_id(user), currency)
+    wallet = await credits.wallet_for_owner(session, credits.wallet_owner_id(user),
+                                            settings.billing_currency)
     await credits.adjust(session, wallet, delta=body.delta, reason=body.reason,
                          actor_id=caller.id, now=clock(request))
     return await wallet_out(session, wallet, clock(request))

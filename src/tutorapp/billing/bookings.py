@@ -25,21 +25,24 @@ from tutorapp.scheduling.models import Booking, BookingStatus
 EARNED = (BookingStatus.completed, BookingStatus.no_show)
 
 
-async def wallet_of_booking(session: AsyncSession, booking: Booking) -> Wallet:
+async def wallet_of_booking(session: AsyncSession, settings: Settings, booking: Booking
+                            ) -> Wallet:
+    """The family wallet that pays the booking (kept in the billing currency)."""
     student = await session.get(User, booking.student_id)
     if student is None:
         raise NotFound("No such student.")
     return await credits.wallet_for_owner(session, credits.wallet_owner_id(student),
-                                          booking.currency)
+                                          settings.billing_currency)
 
 
-async def pay_with_credit(session: AsyncSession, booking_id: uuid.UUID, caller: User, *,
-                          now: datetime) -> Booking:
-    """The caller pays their (or their child's) held booking with one credit."""
+async def pay_with_credit(session: AsyncSession, settings: Settings, booking_id: uuid.UUID,
+                          caller: User, *, now: datetime) -> Booking:
+    """The caller pays their (or their child's) held booking with one credit: every
+    lesson costs one, whatever its tutor and length."""
     booking = await scheduling.get_for(session, booking_id, caller)
     if booking.status != BookingStatus.held:
         raise Conflict(f"Only a held booking is paid; this one is {booking.status}.")
-    wallet = await wallet_of_booking(session, booking)
+    wallet = await wallet_of_booking(session, settings, booking)
     await credits.spend(session, wallet, booking.id, now=now, actor_id=caller.id)
     return await scheduling.mark_paid(session, booking.id, now=now)
 

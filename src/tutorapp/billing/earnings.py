@@ -30,8 +30,8 @@ from tutorapp.billing.models import (
     Payout,
     PayoutStatus,
 )
-from tutorapp.billing.payments import format_minor
 from tutorapp.config import Settings
+from tutorapp.core import money
 from tutorapp.core.audit import record
 from tutorapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tutorapp.scheduling.models import Booking
@@ -39,15 +39,17 @@ from tutorapp.scheduling.models import Booking
 
 async def earn(session: AsyncSession, settings: Settings, booking: Booking, spent: CreditSpend,
                lot: CreditLot, value: int, *, now: datetime) -> Earning:
-    """Book the tutor's earning for a consumed credit. A credit an admin gave (value
-    zero) is worth the booking's price, paid from `promotions`."""
+    """Book the tutor's earning for a consumed credit: its value, in the billing
+    currency. A credit an admin gave (value zero) is worth the list price of a credit
+    (`Settings.credit_list_price_minor`), paid from `promotions`."""
     existing = await session.scalar(select(Earning).where(Earning.booking_id == booking.id))
     if existing is not None:
         return existing
     if lot.value_minor:
         gross, source, currency = value, ledger.wallet(lot.wallet_id), lot.currency
     else:
-        gross, source, currency = booking.price_minor, ledger.PROMOTIONS, booking.currency
+        gross, source, currency = (settings.credit_list_price_minor, ledger.PROMOTIONS,
+                                   settings.billing_currency)
     commission = ledger.commission_of(gross, settings.billing_commission_bps)
     net = gross - commission
     earning = Earning(
@@ -225,7 +227,7 @@ async def payout_lines(session: AsyncSession, payout: Payout) -> list[dict[str, 
         line["amount_minor"] = int(line["amount_minor"]) + earning.net_minor  # type: ignore[call-overload]
     result = list(lines.values())
     for line in result:
-        line["amount"] = format_minor(int(line["amount_minor"]), str(line["currency"]))  # type: ignore[call-overload]
+        line["amount"] = money.plain(int(line["amount_minor"]), str(line["currency"]))  # type: ignore[call-overload]
     return result
 
 

@@ -48,7 +48,7 @@ async def settle_or_pay(session: Any, booking_id: uuid.UUID, *, now: datetime) -
 
     booking = await session.get(Booking, booking_id)
     if booking is not None and booking.status == BookingStatus.held:
-        wallet = await bookings.wallet_of_booking(session, booking)
+        wallet = await bookings.wallet_of_booking(session, runtime.settings, booking)
         if not await credits.available(session, wallet.id, now):
             return "awaiting payment"
         return await bookings.pay_held_booking(session, wallet, booking_id, now=now,

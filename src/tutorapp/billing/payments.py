@@ -15,20 +15,8 @@ from tutorapp.accounts.service import register_exporter, row_dict
 from tutorapp.billing import credits, ledger, plans
 from tutorapp.billing.models import CreditLot, Earning, LotSource, Payment, Subscription, Wallet
 from tutorapp.config import BillingPlan, Settings
+from tutorapp.core import money
 from tutorapp.core.audit import record
-
-# ISO 4217 currencies without the usual two decimals.
-EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "HUF": 2, "BHD": 3, "KWD": 3,
-             "JOD": 3, "OMR": 3, "TND": 3}
-
-
-def format_minor(amount_minor: int, currency: str) -> str:
-    """12345 EUR -> "123.45"; exact (integer arithmetic), never a float."""
-    exponent = EXPONENTS.get(currency.upper(), 2)
-    sign = "-" if amount_minor < 0 else ""
-    whole, fraction = divmod(abs(amount_minor), 10**exponent)
-    return f"{sign}{whole}.{fraction:0{exponent}d}" if exponent else f"{sign}{whole}"
-
 
 def _int(value: Any) -> int:
     return int(value or 0)
@@ -88,9 +76,10 @@ async def send_receipt(session: AsyncSession, settings: Settings, payment: Payme
         session, to=payer.email, template="billing/receipt", user_id=payer.id,
         context={
             "name": payer.display_name, "plan_name": plan.name,
-            "amount": format_minor(payment.total_minor, payment.currency),
-            "tax": format_minor(payment.tax_minor, payment.currency),
-            "currency": payment.currency, "credits": plan.lessons,
+            "amount": money.display(payment.total_minor, payment.currency),
+            "tax": (money.display(payment.tax_minor, payment.currency)
+                    if payment.tax_minor else None),
+            "credits": plan.lessons,
             "paid_on": payment.paid_at.strftime("%Y-%m-%d"),
             "reference": f"{payment.kind.replace('_', ' ')} {payment.provider_id}",
             "invoice_url": payment.invoice_url,

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from tutorapp import __version__
 from tutorapp.config import Settings
+from tutorapp.core.money import display
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -25,10 +26,9 @@ def _page_context(request: Request) -> dict[str, object]:
 
 
 def money(amount_minor: int, currency: str) -> str:
-    """Integer minor units as a display amount: `2600, "EUR"` -> `EUR 26.00`."""
-    sign = "-" if amount_minor < 0 else ""
-    major, minor = divmod(abs(int(amount_minor)), 100)
-    return f"{sign}{currency} {major:,}.{minor:02d}"
+    """Integer minor units as people read them, with the currency's own decimals:
+    `2600, "EUR"` -> `€26.00`, `1500, "JPY"` -> `¥1,500`, `1234, "KWD"` -> `KWD1.234`."""
+    return display(int(amount_minor), currency)
 
 
 def in_zone(moment: datetime | None, zone: str, fmt: str = "%a %d %b %Y, %H:%M") -> str:

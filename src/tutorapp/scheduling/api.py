@@ -32,7 +32,6 @@ from tutorapp.scheduling import (
 from tutorapp.scheduling.models import Booking, BookingStatus
 from tutorapp.tutors import service as tutors
 from tutorapp.tutors.models import TutorProfile
-from tutorapp.tutors.schemas import Money
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
 
@@ -49,7 +48,7 @@ async def present(session, booking: Booking) -> schemas.BookingOut:  # noqa: ANN
         id=booking.id, tutor_id=booking.tutor_id, student_id=booking.student_id,
         booked_by_id=booking.booked_by_id, start=booking.start_at, end=booking.end_at,
         length=booking.length, status=booking.status, hold_expires_at=booking.hold_expires_at,
-        price=Money(amount_minor=booking.price_minor, currency=booking.currency),
+        credits=bookings.LESSON_CREDITS,
         series_id=booking.series_id, series_index=booking.series_index,
         cancelled_at=booking.cancelled_at, refund=booking.refund,
         tutor_notes=booking.tutor_notes, sequence=booking.sequence, meeting_link=link,

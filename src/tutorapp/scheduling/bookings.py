@@ -29,13 +29,13 @@ from tutorapp.tutors.models import ProfileStatus, TutorProfile
 OPEN_STATUSES = (BookingStatus.held, BookingStatus.requested, BookingStatus.confirmed)
 
 
+# What any lesson costs, whatever its tutor and length: one lesson credit (billing
+# spends it when the booking is paid; docs/billing.md, "The money model").
+LESSON_CREDITS = 1
+
+
 class SlotTaken(Conflict):
     type, title = "/problems/slot-taken", "Slot taken"
-
-
-def price_of(profile: TutorProfile, length: int) -> int:
-    """Hourly rate pro rata, in minor units, rounded half up."""
-    return (profile.hourly_rate_minor * length + 30) // 60
 
 
 async def bookable_profile(session: AsyncSession, tutor_id: uuid.UUID) -> TutorProfile:
@@ -116,7 +116,7 @@ async def book(session: AsyncSession, *, caller: User, tutor_id: uuid.UUID, star
         tutor_id=profile.id, tutor_user_id=profile.user_id, student_id=student.id,
         booked_by_id=caller.id, start_at=start, end_at=end,
         blocked_until=end + timedelta(minutes=profile.buffer_minutes), length=length,
-        status=status, price_minor=price_of(profile, length), currency=profile.currency,
+        status=status,
         hold_expires_at=(now + timedelta(minutes=settings.booking_hold_minutes)
                          if status == BookingStatus.held else None),
         series_id=series_id, series_index=series_index, sequence=0,

@@ -21,7 +21,6 @@ from tutorapp.core.time import utcnow
 from tutorapp.reviews import schemas as review_schemas
 from tutorapp.reviews import service as reviews
 from tutorapp.scheduling import availability, schemas
-from tutorapp.scheduling.bookings import price_of
 from tutorapp.scheduling.models import Booking, BookingStatus
 from tutorapp.tutors import schemas as tutor_schemas
 from tutorapp.tutors import service as tutor_service
@@ -132,8 +131,7 @@ async def seed_demo(session: AsyncSession, *, tutors: int, settings: Settings | 
             subjects=[tutor_schemas.TutorSubjectIn(subject_id=subjects[p].id,
                                                    level=rng.choice(LEVELS)) for p in taught],
             languages=rng.sample(languages, k=rng.randint(1, 2)),
-            hourly_rate_minor=rng.randrange(1500, 9000, 500),
-            currency=rng.choice(["EUR", "GBP", "USD"]), time_zone=tz,
+            time_zone=tz,
             meeting_link=f"https://meet.example.com/{first.lower()}-{n}",
             lesson_lengths=sorted(rng.sample([30, 45, 60, 90], k=rng.randint(1, 3))),
             requires_approval=rng.random() < 0.2, buffer_minutes=rng.choice([0, 0, 10, 15]),
@@ -163,7 +161,7 @@ async def seed_demo(session: AsyncSession, *, tutors: int, settings: Settings | 
                 booked_by_id=booker.id, start_at=start, end_at=end,
                 blocked_until=end + timedelta(minutes=profile.buffer_minutes), length=length,
                 status=BookingStatus.completed if past else BookingStatus.confirmed,
-                price_minor=price_of(profile, length), currency=profile.currency, sequence=0,
+                sequence=0,
                 tutor_notes="Worked through past papers." if past else None,
             )
             session.add(booking)

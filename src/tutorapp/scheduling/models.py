@@ -114,8 +114,11 @@ class Booking(Entity):
     length: Mapped[int] = mapped_column(SmallInteger)
     status: Mapped[BookingStatus] = mapped_column(enum_column(BookingStatus, 16))
     hold_expires_at: Mapped[datetime | None]
-    price_minor: Mapped[int] = mapped_column(Integer)
-    currency: Mapped[str] = mapped_column(String(3))
+    # Unused since a lesson costs one credit (docs/billing.md): what a lesson was worth
+    # is its credit's value, booked with its earning. Kept for rolling deploys, dropped
+    # by a later release's migration.
+    price_minor: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="XXX")
     # lifecycle details
     cancelled_at: Mapped[datetime | None]
     cancelled_by_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -153,7 +153,6 @@ async def _book_context(session: AsyncSession, principal: Any, tutor_id: uuid.UU
     moment = _parse_start(start)
     return {"profile": profile, "start": moment, "start_raw": start, "length": length,
             "zone": zone, "children": children,
-            "price": bookings.price_of(profile, length) if length in profile.lesson_lengths else 0,
             "weekday": WEEKDAYS[moment.astimezone(timeslots.zone(zone)).weekday()]}
 
 
@@ -239,7 +238,8 @@ async def pay_with_credit(request: Request, booking_id: uuid.UUID, principal: St
     from tutorapp.billing import bookings as billing
 
     try:
-        await billing.pay_with_credit(session, booking_id, principal.user, now=clock(request))
+        await billing.pay_with_credit(session, request.app.state.settings, booking_id,
+                                      principal.user, now=clock(request))
     except AppError as error:
         return await form_failed(session, request, "app/booking.html", error,
                                  **await _booking_context(request, session, principal, booking_id))

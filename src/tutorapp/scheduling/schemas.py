@@ -10,7 +10,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from tutorapp.scheduling.models import BookingStatus
 from tutorapp.scheduling.timeslots import OverrideKind
-from tutorapp.tutors.schemas import Money
 
 LessonLength = Literal[30, 45, 60, 90]
 
@@ -100,7 +99,7 @@ class BookingOut(BaseModel):
     length: int
     status: BookingStatus
     hold_expires_at: datetime | None
-    price: Money
+    credits: int = Field(description="lesson credits the lesson costs: one, with any tutor")
     series_id: uuid.UUID | None
     series_index: int | None
     cancelled_at: datetime | None

@@ -72,28 +72,19 @@ async def directory(
     subject: Annotated[str | None, Query(max_length=400)] = None,
     level: Annotated[str | None, Query(max_length=20)] = None,
     language: Annotated[str | None, Query(max_length=16)] = None,
-    max_price: Annotated[str | None, Query(max_length=12)] = None,
     sort: Annotated[str, Query(max_length=16)] = "relevance",
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> Response:
     settings = request.app.state.settings
     filters = {"q": q or "", "subject": subject or "", "level": level or "",
-               "language": language or "", "max_price": max_price or "", "sort": sort}
+               "language": language or "", "sort": sort}
     error = None
     page = None
     try:
-        price = None
-        if max_price:
-            try:
-                price = int(round(float(max_price) * 100))
-            except ValueError:
-                from tutorapp.core.errors import InvalidInput
-
-                raise InvalidInput("max_price", "a number, e.g. 30") from None
         query = search.Query(
             q=q or None, subject=subject or None,
             level=Level(level) if level in Level.__members__ else None,
-            language=language or None, max_price=price,
+            language=language or None,
             sort=sort if sort in search.SORTS else "relevance", limit=12, cursor=cursor or None,
         )
         page = await search.search(session, query, settings=settings, now=clock(request),

@@ -121,9 +121,6 @@ async def search_tutors(
     subject: Annotated[str | None, Query(max_length=400, description="id or path")] = None,
     level: Level | None = None,
     language: Annotated[str | None, Query(max_length=16)] = None,
-    min_price: Annotated[int | None, Query(ge=0)] = None,
-    max_price: Annotated[int | None, Query(ge=0)] = None,
-    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
     min_rating: Annotated[float | None, Query(ge=0, le=5)] = None,
     free_from: Annotated[str | None, Query(max_length=40)] = None,
     free_to: Annotated[str | None, Query(max_length=40)] = None,
@@ -142,8 +139,7 @@ async def search_tutors(
     except ValueError:
         raise InvalidInput("tz", "not an IANA time zone", location="query") from None
     query = search.Query(
-        q=q, subject=subject, level=level, language=language, min_price=min_price,
-        max_price=max_price, currency=currency, min_rating=min_rating,
+        q=q, subject=subject, level=level, language=language, min_rating=min_rating,
         free_from=None if free_from is None else parse_bound(free_from, zone, "free_from", end=False),
         free_to=None if free_to is None else parse_bound(free_to, zone, "free_to", end=True),
         length=length, sort=sort, limit=min(limit, settings.search_page_size_max), cursor=cursor,

@@ -79,6 +79,9 @@ class TutorProfile(Entity):
     headline: Mapped[str] = mapped_column(String(200), default="")
     bio_markdown: Mapped[str] = mapped_column(Text, default="")
     bio_html: Mapped[str] = mapped_column(Text, default="")
+    # Unused since a lesson costs one credit with any tutor (docs/billing.md); kept
+    # while older app versions may still run (rolling deploys), dropped by a later
+    # release's migration together with their index and check.
     hourly_rate_minor: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     time_zone: Mapped[str] = mapped_column(String(64))

@@ -20,9 +20,8 @@ from tutorapp.tutors.models import Level
 router = APIRouter(include_in_schema=False)
 LENGTHS = (30, 45, 60, 90)
 LABELS = {"bio_markdown": "About you", "headline": "Headline", "subjects": "Subjects and levels",
-          "hourly_rate_minor": "Hourly rate", "hourly_rate": "Hourly rate",
           "lesson_lengths": "Lesson lengths", "time_zone": "Your time zone",
-          "meeting_link": "Meeting link", "languages": "Languages", "currency": "Currency",
+          "meeting_link": "Meeting link", "languages": "Languages",
           "display_name": "Name shown to students",
           "free_cancellation_hours": "Free cancellation"}
 
@@ -46,8 +45,6 @@ async def _editor_context(session: AsyncSession, principal: Any,
             "display_name": shown.display_name if shown else principal.user.display_name,
             "headline": shown.headline if shown else "",
             "bio_markdown": shown.bio_markdown if shown else "",  # type: ignore[union-attr]
-            "hourly_rate": f"{shown.hourly_rate.amount_minor / 100:.2f}" if shown else "30.00",
-            "currency": shown.hourly_rate.currency if shown else "EUR",
             "time_zone": shown.time_zone if shown else principal.user.time_zone,
             "meeting_link": (shown.meeting_link or "") if shown else "",  # type: ignore[union-attr]
             "lesson_lengths": shown.lesson_lengths if shown else [60],
@@ -77,8 +74,6 @@ def _values_from(form: Any) -> dict[str, Any]:
         "display_name": (form.get("display_name") or "").strip(),
         "headline": (form.get("headline") or "").strip(),
         "bio_markdown": form.get("bio_markdown") or "",
-        "hourly_rate": (form.get("hourly_rate") or "").strip(),
-        "currency": (form.get("currency") or "EUR").strip().upper(),
         "time_zone": (form.get("time_zone") or "UTC").strip(),
         "meeting_link": (form.get("meeting_link") or "").strip(),
         "lesson_lengths": [int(v) for v in form.getlist("lesson_lengths") if v.isdigit()],
@@ -91,16 +86,12 @@ def _values_from(form: Any) -> dict[str, Any]:
 
 def _profile_in(values: dict[str, Any]) -> schemas.ProfileIn:
     try:
-        rate = round(float(values["hourly_rate"]) * 100)
-    except ValueError:
-        raise InvalidInput("hourly_rate", "a number, e.g. 35 or 35.50") from None
-    try:
         return schemas.ProfileIn(
             display_name=values["display_name"] or None, headline=values["headline"],
             bio_markdown=values["bio_markdown"],
             subjects=[{"subject_id": sid, "level": level}
                       for sid, level in values["subjects"].items()],
-            languages=values["languages"], hourly_rate_minor=rate, currency=values["currency"],
+            languages=values["languages"],
             time_zone=values["time_zone"], meeting_link=values["meeting_link"] or None,
             lesson_lengths=values["lesson_lengths"],
             requires_approval=values["requires_approval"],

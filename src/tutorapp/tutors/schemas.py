@@ -12,7 +12,6 @@ from tutorapp.scheduling.timeslots import is_valid_zone
 from tutorapp.tutors.models import Level, ProfileStatus
 
 LessonLength = Literal[30, 45, 60, 90]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 
 
 class Strict(BaseModel):
@@ -67,8 +66,6 @@ class ProfileIn(Strict):
     bio_markdown: str = Field(default="", max_length=20_000)
     subjects: list[TutorSubjectIn] = Field(default_factory=list, max_length=50)
     languages: list[str] = Field(default_factory=list, max_length=20)
-    hourly_rate_minor: int = Field(ge=0, le=100_000_000)
-    currency: Currency
     time_zone: str
     meeting_link: str | None = Field(default=None, max_length=500, pattern=r"^https://\S+$")
     photo_ref: str | None = Field(default=None, max_length=300)
@@ -104,7 +101,6 @@ class ProfileOut(BaseModel):
     bio_html: str
     subjects: list[TutorSubjectOut]
     languages: list[LanguageOut]
-    hourly_rate: Money
     time_zone: str
     photo_ref: str | None
     lesson_lengths: list[int]
@@ -135,7 +131,6 @@ class SearchItem(BaseModel):
     id: uuid.UUID
     display_name: str
     headline: str
-    hourly_rate: Money
     rating: Rating
     photo_ref: str | None
     time_zone: str

@@ -5,8 +5,9 @@ with a GIN index); SQLite matches the FTS5 table `tutor_search`. Words are prefi
 matched ("alg" finds "algebra") and all must match.
 
 Sorts: `relevance` (needs `q`; otherwise it falls back to rating), `rating`
-(average, best first), `price` (hourly rate, cheapest first), `soonest` (the first
-free slot in the free-time window, earliest first; tutors with none are left out).
+(average, best first), `soonest` (the first free slot in the free-time window,
+earliest first; tutors with none are left out). There is no price filter or sort:
+a lesson costs one credit with any tutor (docs/billing.md, "The money model").
 Every order ends with the id (in the sort's direction), and the cursor carries the
 last row's sort key and id,
 so pages never skip or repeat a tutor while the data is unchanged.
@@ -46,13 +47,12 @@ from tutorapp.tutors.models import (
 )
 from tutorapp.tutors.service import languages_of, subjects_of
 
-SORTS = ("relevance", "rating", "price", "soonest")
+SORTS = ("relevance", "rating", "soonest")
 # A result row needs these columns only (not the bio or the search text); any other
 # attribute access raises instead of loading silently.
 SEARCH_COLUMNS = load_only(
     TutorProfile.id, TutorProfile.user_id, TutorProfile.display_name, TutorProfile.headline,
-    TutorProfile.hourly_rate_minor, TutorProfile.currency, TutorProfile.rating_avg,
-    TutorProfile.rating_count, TutorProfile.photo_ref, TutorProfile.time_zone,
+    TutorProfile.rating_avg, TutorProfile.rating_count, TutorProfile.photo_ref, TutorProfile.time_zone,
     TutorProfile.lesson_lengths, TutorProfile.min_notice_minutes, TutorProfile.horizon_days,
     TutorProfile.buffer_minutes, TutorProfile.status, raiseload=True,
 )
@@ -65,9 +65,6 @@ class Query:
     subject: str | None = None  # a subject id or path: the subject and its descendants
     level: Level | None = None
     language: str | None = None
-    min_price: int | None = None
-    max_price: int | None = None
-    currency: str | None = None
     min_rating: float | None = None
     free_from: datetime | None = None
     free_to: datetime | None = None
@@ -93,8 +90,6 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
             raise ValueError("sort changed")
         if sort in ("relevance", "rating"):
             key = float(key)
-        elif sort == "price":
-            key = int(key)
         elif sort == "soonest":
             key = datetime.fromisoformat(key)
         return key, uuid.UUID(tutor_id)
@@ -157,12 +152,6 @@ async def search(session: AsyncSession, query: Query, *, settings: Settings, now
             TutorLanguage.tutor_id == TutorProfile.id,
             TutorLanguage.language_id.in_(select(Language.id).where(Language.code == query.language)),
         ))
-    if query.currency is not None:
-        stmt = stmt.where(TutorProfile.currency == query.currency)
-    if query.min_price is not None:
-        stmt = stmt.where(TutorProfile.hourly_rate_minor >= query.min_price)
-    if query.max_price is not None:
-        stmt = stmt.where(TutorProfile.hourly_rate_minor <= query.max_price)
     if query.min_rating is not None:
         stmt = stmt.where(TutorProfile.rating_count > 0, TutorProfile.rating_avg >= query.min_rating)
 
@@ -183,10 +172,8 @@ async def search(session: AsyncSession, query: Query, *, settings: Settings, now
     key_column: Any
     if sort == "relevance":
         key_column, descending = rank, True
-    elif sort == "rating":
-        key_column, descending = TutorProfile.rating_avg, True
     else:
-        key_column, descending = TutorProfile.hourly_rate_minor, False
+        key_column, descending = TutorProfile.rating_avg, True
     # Row-value comparison (key, id) < / > (cursor): one index range on PostgreSQL. Ties
     # are broken by the id in the same direction, so (status, key, id) serves both ways.
     def after(key: Any, after_id: uuid.UUID) -> Any:
@@ -269,7 +256,6 @@ async def _page(session: AsyncSession, items: list[tuple[TutorProfile, datetime 
     return schemas.SearchPage(
         items=[schemas.SearchItem(
             id=p.id, display_name=p.display_name, headline=p.headline,
-            hourly_rate=schemas.Money(amount_minor=p.hourly_rate_minor, currency=p.currency),
             rating=schemas.Rating(average=round(p.rating_avg, 2), count=p.rating_count),
             photo_ref=p.photo_ref, time_zone=p.time_zone, subjects=subjects[p.id],
             languages=[lang.code for lang in languages[p.id]], next_free_slot=first,

@@ -143,8 +143,6 @@ async def save_profile(session: AsyncSession, user: User, data: schemas.ProfileI
     profile.headline = data.headline
     profile.bio_markdown = data.bio_markdown
     profile.bio_html = render_markdown(data.bio_markdown)
-    profile.hourly_rate_minor = data.hourly_rate_minor
-    profile.currency = data.currency
     profile.time_zone = data.time_zone
     profile.meeting_link = data.meeting_link
     profile.photo_ref = data.photo_ref
@@ -318,7 +316,6 @@ async def present(session: AsyncSession, profile: TutorProfile, *, own: bool = F
     base = dict(
         id=profile.id, display_name=profile.display_name, headline=profile.headline,
         bio_html=profile.bio_html, subjects=subjects, languages=languages,
-        hourly_rate=schemas.Money(amount_minor=profile.hourly_rate_minor, currency=profile.currency),
         time_zone=profile.time_zone, photo_ref=profile.photo_ref,
         lesson_lengths=list(profile.lesson_lengths),
         rating=schemas.Rating(average=round(profile.rating_avg, 2), count=profile.rating_count),
