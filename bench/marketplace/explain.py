@@ -22,7 +22,6 @@ CASES = [
     ("full text, relevance", dict(q="algebra", sort="relevance")),
     ("full text + subject subtree + rating sort", dict(q="exam", subject="mathematics", sort="rating")),
     ("subject subtree + level, rating sort (no text)", dict(subject="sciences", level="secondary", sort="rating")),
-    ("price range, price sort", dict(min_price=2000, max_price=4000, currency="EUR", sort="price")),
     ("language + minimum rating", dict(language="fr", min_rating=4.5, sort="rating")),
     ("rating sort, page 2 (keyset)", dict(sort="rating", cursor="__page2__")),
 ]

@@ -3,7 +3,7 @@
 -- lookups for the page's subjects and languages, not included here.
 \set w random(1, 15)
 SELECT tutor_profiles.user_id, tutor_profiles.display_name, tutor_profiles.headline,
-       tutor_profiles.hourly_rate_minor, tutor_profiles.currency, tutor_profiles.time_zone,
+       tutor_profiles.time_zone,
        tutor_profiles.photo_ref, tutor_profiles.lesson_lengths, tutor_profiles.status,
        tutor_profiles.buffer_minutes, tutor_profiles.min_notice_minutes,
        tutor_profiles.horizon_days, tutor_profiles.rating_count, tutor_profiles.rating_avg,
