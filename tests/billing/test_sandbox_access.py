@@ -84,3 +84,30 @@ async def test_the_mailbox_answers_only_callers_on_this_machine(app: FastAPI) ->
 def test_the_mailbox_needs_the_outbox(database_url: str) -> None:
     smtp = make_settings(database_url, email_provider="smtp", smtp_host="smtp.example")
     assert not any(p.startswith("/dev/mailbox") for p in route_paths(create_app(smtp)))
+
+
+async def test_only_the_subscriber_uses_the_sandbox_portal(client: httpx.AsyncClient,
+                                                           db: Database) -> None:
+    from tutorapp.integrations.payments.sandbox import SandboxObject
+
+    owner = await sign_in(client, await make_user(db, role=Role.parent))
+    started = await client.post("/api/v1/billing/checkout", json={"plan": "monthly_4"},
+                                headers=owner.headers)
+    path = httpx.URL(started.json()["url"]).path
+    assert (await client.post(f"{path}/pay", headers=owner.headers,
+                              follow_redirects=False)).status_code == 303
+    async with db.session() as session:
+        [subscription_id] = await session.scalars(
+            select(SandboxObject.id).where(SandboxObject.type == "subscriptions"))
+    portal = f"/billing/sandbox/portal/{subscription_id}"
+    stranger = await sign_in(client, await make_user(db, role=Role.parent))
+    assert (await client.get(portal, headers=stranger.headers)).status_code == 404
+    renew = await client.post(f"{portal}/renew", headers=stranger.headers,
+                              follow_redirects=False)
+    assert renew.status_code == 404
+    assert (await client.post(f"{portal}/renew", follow_redirects=False)).status_code == 401
+    events = await webhooks_received(db)
+    assert (await client.get(portal, headers={**owner.headers, **HTML})).status_code == 200
+    assert (await client.post(f"{portal}/renew", headers=owner.headers,
+                              follow_redirects=False)).status_code == 303
+    assert await webhooks_received(db) == events + 2  # the renewal invoice and update
