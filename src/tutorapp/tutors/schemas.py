@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -53,11 +53,6 @@ class TutorSubjectOut(BaseModel):
     name: str
     path: str
     level: Level
-
-
-class Money(BaseModel):
-    amount_minor: int
-    currency: str
 
 
 class ProfileIn(Strict):
