@@ -101,6 +101,8 @@ def test_checkout_origins_name_the_providers_hosted_checkout() -> None:
     assert live.checkout_origins == ["https://*.lemonsqueezy.com"]
     custom = settings(**LIVE_VENDORS, lemonsqueezy_checkout_origin="https://pay.tutors.example")
     assert custom.checkout_origins == ["https://pay.tutors.example"]
+    with pytest.raises(ValidationError, match="lemonsqueezy_checkout_origin"):
+        settings(**LIVE_VENDORS, lemonsqueezy_checkout_origin="https://x.example; script-src *")
 
 
 def test_lists_come_from_comma_separated_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:

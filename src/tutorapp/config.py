@@ -215,7 +215,7 @@ class Settings(BaseSettings):
     lemonsqueezy_api_url: str = "https://api.lemonsqueezy.com/v1"
     lemonsqueezy_timeout_seconds: float = Field(default=15.0, gt=0)
     lemonsqueezy_checkout_origin: str = Field(
-        default="https://*.lemonsqueezy.com",
+        default="https://*.lemonsqueezy.com", pattern=r"^https://(\*\.)?[A-Za-z0-9.-]+(:\d+)?$",
         description="where Lemon Squeezy's hosted checkout lives (a custom checkout domain "
         "goes here); the CSP's form-action allows it",
     )
