@@ -102,6 +102,6 @@ async def last_email(db: Database, address: str, template: str) -> EmailMessage:
 def link_token(message: EmailMessage) -> str:
     import re
 
-    match = re.search(r"\?token=([\w-]+)", message.text)
+    match = re.search(r"[?&]token=([\w-]+)", message.text)
     assert match, message.text
     return match.group(1)

@@ -29,6 +29,7 @@ from tutorapp.core.middleware import (
 )
 from tutorapp.core.ratelimit import RateLimiter
 from tutorapp.core.templating import STATIC_DIR, create_templates
+from tutorapp.gotrue import install as install_gotrue
 from tutorapp.jobs import api as jobs_api
 from tutorapp.jobs import pages as jobs_pages
 from tutorapp.jobs import worker as jobs_worker
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers.append(notifications_pages.router)  # the dev mailbox
     for router in routers:
         app.include_router(router)
+    install_gotrue(app)  # /auth/v1: Supabase Auth's API, after the error handlers above
     app.state.templates.context_processors.append(core_pages.template_context)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -100,8 +102,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials="*" not in settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-CSRF-Token",
-                           "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+                           "X-Request-ID",
+                           # what Supabase's clients send to /auth/v1
+                           "apikey", "X-Client-Info", "X-Supabase-Api-Version"],
+            expose_headers=["X-Request-ID", "Retry-After", "X-Supabase-Api-Version",
+                            "x-sb-error-code"],
         )
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     if settings.https_only:

@@ -140,6 +140,28 @@ class Settings(BaseSettings):
     login_attempts_per_account: int = Field(default=5, ge=1)
     login_attempts_per_ip: int = Field(default=50, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)
+    jwt_private_key: str | None = Field(
+        default=None,
+        description="PEM private key (EC P-256 -> ES256, RSA -> RS256) that signs access "
+        "tokens instead of the `jwt_keys`, published at /auth/v1/.well-known/jwks.json",
+    )
+    jwt_private_key_id: str = Field(default="tutorapp-signing-key-1", min_length=1)
+    email_confirmation_required: bool = Field(
+        default=False,
+        description="password sign-in waits for the emailed confirmation (GoTrue's "
+        "MAILER_AUTOCONFIRM=false); sign-up then answers without a session",
+    )
+    supabase_anon_key: str | None = Field(
+        default=None,
+        description="the `apikey` Supabase clients send (publishable key); when set, "
+        "/auth/v1 requires it or the service key",
+    )
+    supabase_service_key: str | None = Field(default=None, description="the secret API key")
+    auth_redirect_urls: CommaList = Field(
+        default_factory=list,
+        description="where /auth/v1 may redirect after a link (`redirect_to`), besides "
+        "`public_url`; a trailing `*` matches a prefix",
+    )
 
     # --- background jobs (DBOS Transact) ---
     jobs_database_url: str | None = Field(
@@ -251,7 +273,8 @@ class Settings(BaseSettings):
     )
 
     _normalize_lists = field_validator(
-        "database_replica_urls", "cors_origins", "allowed_hosts", "trusted_proxies", mode="before"
+        "database_replica_urls", "cors_origins", "allowed_hosts", "trusted_proxies",
+        "auth_redirect_urls", mode="before"
     )(_split_commas)
 
     @field_validator("jwt_keys")
@@ -261,6 +284,23 @@ class Settings(BaseSettings):
             kid, sep, secret = item.partition(":")
             if not sep or not kid.strip() or len(secret.strip()) < 32:
                 raise ValueError("each key is `kid:secret` with a secret of 32+ characters")
+        return value
+
+    @field_validator("jwt_private_key")
+    @classmethod
+    def _loadable_private_key(cls, value: str | None) -> str | None:
+        if value:
+            from cryptography.hazmat.primitives.asymmetric import ec, rsa
+            from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+            try:
+                key = load_pem_private_key(value.encode(), password=None)
+            except ValueError as exc:
+                raise ValueError("not a PEM private key without a passphrase") from exc
+            if not (isinstance(key, rsa.RSAPrivateKey) or (
+                    isinstance(key, ec.EllipticCurvePrivateKey)
+                    and key.curve.name == "secp256r1")):
+                raise ValueError("use an EC P-256 (ES256) or an RSA (RS256) key")
         return value
 
     @field_validator("database_url")

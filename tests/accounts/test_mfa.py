@@ -57,7 +57,7 @@ async def test_a_code_is_accepted_once(client: httpx.AsyncClient, db: Database) 
     assert first.status_code == 200
     assert aal(first.json()["access_token"]) == "aal2"
     amr = jwt.decode(first.json()["access_token"], options={"verify_signature": False})["amr"]
-    assert [m["method"] for m in amr] == ["pwd", "totp"]
+    assert [m["method"] for m in amr] == ["password", "totp"]
 
     second_login = await client.post("/api/v1/auth/login",
                                      json={"email": account.email, "password": PASSWORD})

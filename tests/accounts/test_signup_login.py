@@ -73,9 +73,11 @@ async def test_login_answers_like_oauth2(client: httpx.AsyncClient, db: Database
     assert {"access_token", "token_type", "expires_in", "expires_at", "refresh_token"} <= body.keys()
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
     assert claims["sub"] == str(account.user.id)
-    assert claims["role"] == "student"
+    # Supabase's claims: the database role, our role in app_metadata (issue 18)
+    assert claims["role"] == "authenticated"
+    assert claims["app_metadata"]["role"] == "student"
     assert claims["aal"] == "aal1"
-    assert [m["method"] for m in claims["amr"]] == ["pwd"]
+    assert [m["method"] for m in claims["amr"]] == ["password"]
     assert claims["aud"] == "authenticated"
     assert claims["iss"] == "http://127.0.0.1:8000/auth/v1"
     assert claims["exp"] - claims["iat"] == 900

@@ -85,10 +85,14 @@ ACCEPTED = MessageOut(message="If the address has an account, we sent an email t
 # --- /auth -------------------------------------------------------------------------
 
 
-@auth.post("/signup", status_code=status.HTTP_201_CREATED, dependencies=[PUBLIC])
-async def signup(body: SignupIn, request: Request, db: SessionDep, settings: SettingsDep,
-                 limiter: LimiterDep) -> TokensOut:
-    """Create an account and sign it in; a verification link goes to the address."""
+@auth.post("/signup", status_code=status.HTTP_201_CREATED, dependencies=[PUBLIC],
+           responses={202: {"model": MessageOut,
+                            "description": "Created; sign in once the address is confirmed "
+                            "(`TUTORAPP_EMAIL_CONFIRMATION_REQUIRED`)"}})
+async def signup(body: SignupIn, request: Request, response: Response, db: SessionDep,
+                 settings: SettingsDep, limiter: LimiterDep) -> TokensOut | MessageOut:
+    """Create an account and sign it in; a verification link goes to the address. When
+    confirmation is required, the answer is 202 and sign-in waits for the link."""
     client = client_of(request)
     await limiter.hit(Limit("signup-ip", settings.login_attempts_per_ip,
                             settings.login_window_minutes * 60), client.ip or "unknown")
@@ -96,8 +100,11 @@ async def signup(body: SignupIn, request: Request, db: SessionDep, settings: Set
         db, settings, email=body.email, password=body.password, display_name=body.display_name,
         role=Role(body.role), time_zone=body.time_zone, locale=body.locale,
     )
-    tokens = await sessions.start_session(db, settings, user, amr=["pwd"], aal="aal1",
-                                          client=client)
+    if settings.email_confirmation_required:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return MessageOut(message="Confirm your address from the link we sent, then sign in.")
+    tokens = await sessions.start_session(db, settings, user, amr=[sessions.PASSWORD],
+                                          aal="aal1", client=client)
     return TokensOut(**tokens_out(tokens))
 
 

@@ -44,6 +44,14 @@ class MFAEnrolmentRequired(AppError):
     page_redirect = "/app/account/security"
 
 
+class InvalidAccessToken(Unauthorized):
+    pass
+
+
+class SessionEnded(Unauthorized):
+    pass
+
+
 @dataclass
 class Principal:
     user: User
@@ -68,9 +76,15 @@ def _settings(request: Request) -> Settings:
 
 
 def _bearer(request: Request) -> str | None:
+    """The bearer token naming a user. Supabase clients send their API key as the
+    bearer while signed out: that key names no user, so the caller is anonymous."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials:
-        return credentials.strip()
+        settings = _settings(request)
+        token = credentials.strip()
+        if token in (settings.supabase_anon_key, settings.supabase_service_key):
+            return None
+        return token
     return None
 
 
@@ -78,13 +92,13 @@ async def _from_bearer(request: Request, db: SessionDep, token: str) -> Principa
     try:
         claims = decode_access_token(_settings(request), token)
     except TokenError as exc:
-        raise Unauthorized(f"Invalid access token: {exc}.",
+        raise InvalidAccessToken(f"Invalid access token: {exc}.",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
     auth_session = await db.get(AuthSession, claims.session_id)
     now = utcnow()
     if (auth_session is None or auth_session.user_id != claims.sub
             or auth_session.revoked_at is not None or auth_session.expires_at <= now):
-        raise Unauthorized("The session has ended; sign in again.",
+        raise SessionEnded("The session has ended; sign in again.",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     return await _principal(db, auth_session, "bearer")
 

@@ -53,9 +53,8 @@ async def _accept_code(settings: Settings, user: User, code: str) -> bool:
     return True
 
 
-def _qr_data_uri(uri: str) -> str:
-    svg = segno.make(uri, error="m").svg_inline(scale=4, dark="#1d2430")
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+def _qr_svg(uri: str) -> str:
+    return segno.make(uri, error="m").svg_inline(scale=4, dark="#1d2430")
 
 
 async def begin_enrolment(db: AsyncSession, settings: Settings, user: User) -> dict[str, str]:
@@ -68,7 +67,9 @@ async def begin_enrolment(db: AsyncSession, settings: Settings, user: User) -> d
     uri = pyotp.TOTP(secret).provisioning_uri(
         name=user.email or str(user.id), issuer_name=ISSUER
     )
-    return {"secret": secret, "otpauth_uri": uri, "qr_code": _qr_data_uri(uri)}
+    svg = _qr_svg(uri)
+    return {"secret": secret, "otpauth_uri": uri, "qr_svg": svg,
+            "qr_code": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()}
 
 
 async def _new_recovery_codes(db: AsyncSession, settings: Settings, user: User) -> list[str]:

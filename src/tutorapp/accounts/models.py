@@ -25,6 +25,7 @@ class TokenPurpose(enum.StrEnum):
     magic_link = "magic_link"
     email_code = "email_code"
     change_email = "change_email"
+    mfa_challenge = "mfa_challenge"  # a GoTrue MFA challenge id (/auth/v1/factors)
 
 
 
@@ -63,7 +64,8 @@ class AuthSession(Entity):
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     aal: Mapped[str] = mapped_column(String(8), default="aal1")
-    amr: Mapped[str] = mapped_column(String(100))  # comma-separated methods, e.g. "pwd,totp"
+    # Methods and when each was used: "password:1764640000,totp:1764640042" (see sessions).
+    amr: Mapped[str] = mapped_column(String(100))
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(400))
     # The browser cookie's opaque token, hashed; NULL for API-only sessions.

@@ -95,8 +95,13 @@ async def signup_submit(request: Request, db: SessionDep, settings: SettingsDep,
                                      time_zone=time_zone, locale="en")
     except AppError as error:
         return await form_failed(db, request, "auth/signup.html", error, **values)
-    tokens = await sessions.start_session(db, settings, user, amr=["pwd"], aal="aal1",
-                                          client=client_of(request), with_cookie=True)
+    if settings.email_confirmation_required:
+        return render(request, "auth/done.html", title="Check your inbox",
+                      message=f"We sent a confirmation link to {user.email}. Open it, then "
+                      "sign in.", link="/app/login", link_text="Sign in")
+    tokens = await sessions.start_session(db, settings, user, amr=[sessions.PASSWORD],
+                                          aal="aal1", client=client_of(request),
+                                          with_cookie=True)
     return signed_in(settings, tokens, "/app?welcome=1")
 
 

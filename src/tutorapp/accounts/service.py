@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import available_timezones
 
 from sqlalchemy import select, update
@@ -79,8 +80,22 @@ async def get_user(db: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
+def app_metadata(user: User) -> dict[str, Any]:
+    """What only we change, as Supabase's `app_metadata` (tokens and /auth/v1/user)."""
+    return {"provider": "email", "providers": ["email"], "role": user.role.value}
+
+
+def user_metadata(user: User) -> dict[str, Any]:
+    """What the user changes, as Supabase's `user_metadata`."""
+    return {"display_name": user.display_name, "time_zone": user.time_zone,
+            "locale": user.locale}
+
+
 def link(settings: Settings, path: str, token: str) -> str:
-    return f"{settings.public_url.rstrip('/')}{path}?token={token}"
+    """The emailed link: `path` is ours by default, or a /auth/v1/verify address with
+    its own query (`type`, `redirect_to`) when a Supabase client asked."""
+    joiner = "&" if "?" in path else "?"
+    return f"{settings.public_url.rstrip('/')}{path}{joiner}token={quote(token)}"
 
 
 # --- sign-up and verification ---------------------------------------------------------
@@ -88,7 +103,7 @@ def link(settings: Settings, path: str, token: str) -> str:
 
 async def sign_up(
     db: AsyncSession, settings: Settings, *, email: str, password: str, display_name: str,
-    role: Role, time_zone: str, locale: str,
+    role: Role, time_zone: str, locale: str, link_path: str = "/auth/verify",
 ) -> User:
     check_password(password)
     check_time_zone(time_zone)
@@ -109,7 +124,7 @@ async def sign_up(
         raise Conflict("An account with this email already exists.", field="email") from exc
     await audit.record(db, "user.signed_up", subject_type="user", subject_id=user.id,
                        actor_id=user.id, role=role.value)
-    await send_verification(db, settings, user)
+    await send_verification(db, settings, user, link_path)
     return user
 
 
@@ -127,14 +142,16 @@ async def issue_one_time_token(
     return secret
 
 
-async def send_verification(db: AsyncSession, settings: Settings, user: User) -> None:
+async def send_verification(
+    db: AsyncSession, settings: Settings, user: User, link_path: str = "/auth/verify"
+) -> None:
     assert user.email
     token = await issue_one_time_token(
         db, user, TokenPurpose.verify_email, timedelta(hours=settings.email_verification_ttl_hours)
     )
     await enqueue_email(
         db, to=user.email, template="auth/verify_email", user_id=user.id,
-        context={"name": user.display_name, "link": link(settings, "/auth/verify", token),
+        context={"name": user.display_name, "link": link(settings, link_path, token),
                  "hours": settings.email_verification_ttl_hours},
     )
 

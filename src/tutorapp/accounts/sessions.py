@@ -21,11 +21,13 @@ from tutorapp.accounts.service import (
     InvalidToken,
     check_password,
     consume_token,
+    app_metadata,
     get_user,
     issue_one_time_token,
     link,
     normalize_email,
     user_by_email,
+    user_metadata,
 )
 from tutorapp.config import Settings
 from tutorapp.core import audit
@@ -50,6 +52,38 @@ class InvalidCredentials(AppError):
 
 class InvalidGrant(AppError):
     status, type, title = 401, "/problems/invalid-grant", "Invalid refresh token"
+
+
+class RefreshTokenNotFound(InvalidGrant):
+    pass
+
+
+class RefreshTokenReused(InvalidGrant):
+    pass
+
+
+class EmailNotConfirmed(AppError):
+    status, type, title = 400, "/problems/email-not-confirmed", "Email not confirmed"
+
+
+# Method names as Supabase Auth writes them in the `amr` claim.
+PASSWORD, OTP, MAGIC_LINK, TOTP, RECOVERY = "password", "otp", "magiclink", "totp", "recovery"
+_LEGACY_METHODS = {"pwd": PASSWORD}  # sessions started before the names followed GoTrue's
+
+
+def amr_entries(auth_session: AuthSession) -> list[tuple[str, int]]:
+    """(method, unix time it was used): stored as `method:time,...`, so a refresh keeps
+    the time of the sign-in instead of re-stamping it."""
+    default = int(auth_session.authenticated_at.timestamp())
+    entries = []
+    for item in auth_session.amr.split(","):
+        method, _, stamp = item.partition(":")
+        entries.append((_LEGACY_METHODS.get(method, method), int(stamp) if stamp else default))
+    return entries
+
+
+def _amr_text(entries: list[tuple[str, int]]) -> str:
+    return ",".join(f"{method}:{stamp}" for method, stamp in entries)
 
 
 @dataclass(frozen=True)
@@ -87,13 +121,15 @@ def _limits(settings: Settings) -> dict[str, Limit]:
 
 
 async def start_session(
-    db: AsyncSession, settings: Settings, user: User, *, amr: list[str], aal: str,
+    db: AsyncSession, settings: Settings, user: User, *,
+    amr: list[str] | list[tuple[str, int]], aal: str,
     client: Client, with_cookie: bool = False,
 ) -> Tokens:
     now = utcnow()
     cookie = new_token() if with_cookie else None
+    entries = [(m, int(now.timestamp())) if isinstance(m, str) else m for m in amr]
     auth_session = AuthSession(
-        user_id=user.id, aal=aal, amr=",".join(amr), ip=client.ip,
+        user_id=user.id, aal=aal, amr=_amr_text(entries), ip=client.ip,
         user_agent=(client.user_agent or "")[:400] or None,
         cookie_token_hash=token_hash(cookie) if cookie else None,
         authenticated_at=now, last_seen_at=now,
@@ -114,7 +150,8 @@ async def _issue_tokens(
     await db.flush()
     access, ttl = issue_access_token(
         settings, user_id=user.id, role=user.role.value, aal=auth_session.aal,
-        amr=auth_session.amr.split(","), session_id=auth_session.id, now=now,
+        amr=amr_entries(auth_session), session_id=auth_session.id, now=now,
+        email=user.email, user_metadata=user_metadata(user), app_metadata=app_metadata(user),
     )
     return Tokens(access, ttl, int(now.timestamp()) + ttl, refresh, auth_session, user, cookie)
 
@@ -126,9 +163,9 @@ async def reauthenticated(
 ) -> Tokens:
     """Replace the session by a new one (new id, fresh tokens): after re-authentication
     or a step-up to aal2, so a token or cookie captured before cannot ride along."""
-    amr = current.amr.split(",")
-    if add_amr and add_amr not in amr:
-        amr.append(add_amr)
+    amr = amr_entries(current)
+    if add_amr and add_amr not in [method for method, _ in amr]:
+        amr.append((add_amr, int(utcnow().timestamp())))
     tokens = await start_session(
         db, settings, user, amr=amr, aal=aal or current.aal, client=client,
         with_cookie=current.cookie_token_hash is not None,
@@ -148,7 +185,7 @@ async def refresh(
         .with_for_update()
     )
     if row is None:
-        raise InvalidGrant("Unknown refresh token.")
+        raise RefreshTokenNotFound("Unknown refresh token.")
     auth_session = await db.scalar(
         select(AuthSession).where(AuthSession.id == row.session_id).with_for_update()
     )
@@ -165,7 +202,7 @@ async def refresh(
         await audit.record(db, "session.revoked_token_reuse", subject_type="session",
                            subject_id=auth_session.id, actor_id=auth_session.user_id,
                            ip=client.ip)
-        raise InvalidGrant(
+        raise RefreshTokenReused(
             "This refresh token was already used; the session has been ended to protect "
             "the account.", keep_changes=True,
         )
@@ -271,10 +308,12 @@ async def login_with_password(
     if new_hash:
         user.password_hash = new_hash
     await limiter.clear(limits["account"], email)
-    return await _signed_in(db, settings, user, "pwd", client, with_cookie)
+    if settings.email_confirmation_required and user.email_verified_at is None:
+        raise EmailNotConfirmed("Confirm your address from the email we sent first.")
+    return await signed_in(db, settings, user, PASSWORD, client, with_cookie)
 
 
-async def _signed_in(
+async def signed_in(
     db: AsyncSession, settings: Settings, user: User, method: str, client: Client,
     with_cookie: bool,
 ) -> Tokens:
@@ -310,7 +349,8 @@ async def _notice_new_device(db: AsyncSession, user: User, client: Client) -> No
 
 
 async def send_login_code(
-    db: AsyncSession, settings: Settings, limiter: RateLimiter, *, email: str, client: Client
+    db: AsyncSession, settings: Settings, limiter: RateLimiter, *, email: str, client: Client,
+    link_path: str = "/auth/magic",
 ) -> None:
     """One email with both a magic link and a 6-digit code. Same answer whether or not
     the address has an account; at most one request per address per interval."""
@@ -330,7 +370,7 @@ async def send_login_code(
     await enqueue_email(
         db, to=email, template="auth/login_code", user_id=user.id,
         context={"name": user.display_name, "code": code,
-                 "link": link(settings, "/auth/magic", magic),
+                 "link": link(settings, link_path, magic),
                  "minutes": settings.email_otp_ttl_minutes},
     )
 
@@ -343,7 +383,7 @@ async def login_with_code(
     await limiter.hit(limits["ip"], client.ip or "unknown")
     if token:
         row = await consume_token(db, (TokenPurpose.magic_link,), token_hash(token))
-        user, method = await get_user(db, row.user_id), "magiclink"
+        user, method = await get_user(db, row.user_id), MAGIC_LINK
     else:
         if not email or not code:
             raise InvalidInput("code", "send either the link's token or the email and its code")
@@ -354,17 +394,18 @@ async def login_with_code(
             raise InvalidToken("This link or code is invalid, used or expired.")
         await consume_token(db, (TokenPurpose.email_code,), keyed_hash(settings, code),
                             user_id=user.id)
-        method = "otp"
+        method = OTP
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()  # receiving the code proves the address
-    return await _signed_in(db, settings, user, method, client, with_cookie)
+    return await signed_in(db, settings, user, method, client, with_cookie)
 
 
 # --- password reset ------------------------------------------------------------------
 
 
 async def request_password_reset(
-    db: AsyncSession, settings: Settings, limiter: RateLimiter, *, email: str, client: Client
+    db: AsyncSession, settings: Settings, limiter: RateLimiter, *, email: str, client: Client,
+    link_path: str = "/auth/reset",
 ) -> None:
     limits = _limits(settings)
     email = normalize_email(email)
@@ -379,7 +420,7 @@ async def request_password_reset(
     )
     await enqueue_email(
         db, to=email, template="auth/reset_password", user_id=user.id,
-        context={"name": user.display_name, "link": link(settings, "/auth/reset", token),
+        context={"name": user.display_name, "link": link(settings, link_path, token),
                  "minutes": settings.password_reset_ttl_minutes},
     )
 
@@ -397,6 +438,27 @@ async def reset_password(
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
     return user
+
+
+async def recovery_session(
+    db: AsyncSession, settings: Settings, *, token: str, client: Client
+) -> Tokens:
+    """Sign in with the reset link (Supabase's `verify` of type `recovery`): an aal1
+    session whose `recovery` method lets it set a new password without the old one,
+    for as long as the link would have lasted. MFA still applies to everything else."""
+    row = await consume_token(db, (TokenPurpose.reset_password,), token_hash(token))
+    user = await get_user(db, row.user_id)
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+    return await signed_in(db, settings, user, RECOVERY, client, False)
+
+
+def recovering(settings: Settings, auth_session: AuthSession) -> bool:
+    """True while a session started from a reset link may set a password without the
+    current one."""
+    limit = int(utcnow().timestamp()) - settings.password_reset_ttl_minutes * 60
+    return any(method == RECOVERY and stamp >= limit
+               for method, stamp in amr_entries(auth_session))
 
 
 async def set_password(db: AsyncSession, user: User, password: str, *, client: Client) -> None:

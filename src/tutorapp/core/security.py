@@ -111,41 +111,97 @@ class TokenError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class AsymmetricKey:
+    kid: str
+    algorithm: str  # ES256 or RS256
+    private: Any
+    public: Any
+
+
+@cache
+def _load_private_key(pem: str, kid: str) -> AsymmetricKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    private = load_pem_private_key(pem.encode(), password=None)
+    algorithm = "ES256" if isinstance(private, ec.EllipticCurvePrivateKey) else "RS256"
+    return AsymmetricKey(kid, algorithm, private, private.public_key())  # type: ignore[union-attr]
+
+
+def asymmetric_key(settings: Settings) -> AsymmetricKey | None:
+    """The configured signing key pair (Supabase's "JWT signing keys"), if any."""
+    if not settings.jwt_private_key:
+        return None
+    return _load_private_key(settings.jwt_private_key, settings.jwt_private_key_id)
+
+
+def jwks(settings: Settings) -> dict[str, Any]:
+    """The public half of the signing key as a JWK Set, for other services to verify."""
+    key = asymmetric_key(settings)
+    if key is None:
+        return {"keys": []}
+    algorithm = jwt.get_algorithm_by_name(key.algorithm)
+    jwk = algorithm.to_jwk(key.public, as_dict=True)  # type: ignore[attr-defined]
+    return {"keys": [jwk | {"kid": key.kid, "alg": key.algorithm, "use": "sig",
+                            "key_ops": ["verify"]}]}
+
+
+AMR = list[str] | list[tuple[str, int]]
+
+
 def issue_access_token(
-    settings: Settings, *, user_id: uuid.UUID, role: str, aal: str, amr: list[str],
-    session_id: uuid.UUID, now: datetime,
+    settings: Settings, *, user_id: uuid.UUID, role: str, aal: str, amr: AMR,
+    session_id: uuid.UUID, now: datetime, email: str | None = None,
+    user_metadata: dict[str, Any] | None = None, app_metadata: dict[str, Any] | None = None,
 ) -> tuple[str, int]:
-    """A signed JWT and its lifetime in seconds. Claims follow GoTrue's."""
+    """A signed JWT and its lifetime in seconds, with the claims Supabase Auth issues:
+    `role` is the database role `authenticated`; our own role is `app_metadata.role`.
+    `amr` entries are methods, or (method, unix time it was used)."""
     ttl = settings.access_token_ttl_seconds
-    kid, secret = settings.signing_keys[0]
+    stamp = int(now.timestamp())
     claims: dict[str, Any] = {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "sub": str(user_id),
-        "role": role,
+        "email": email or "",
+        "phone": "",
+        "app_metadata": (app_metadata or {}) | {"role": role},
+        "user_metadata": user_metadata or {},
+        "role": "authenticated",
         "aal": aal,
-        "amr": [{"method": m, "timestamp": int(now.timestamp())} for m in amr],
+        "amr": [{"method": m, "timestamp": stamp} if isinstance(m, str)
+                else {"method": m[0], "timestamp": m[1]} for m in amr],
         "session_id": str(session_id),
-        "iat": int(now.timestamp()),
+        "is_anonymous": False,
+        "iat": stamp,
         "exp": int((now + timedelta(seconds=ttl)).timestamp()),
         "jti": uuid.uuid4().hex,
     }
+    if key := asymmetric_key(settings):
+        token = jwt.encode(claims, key.private, algorithm=key.algorithm,
+                           headers={"kid": key.kid})
+        return token, ttl
+    kid, secret = settings.signing_keys[0]
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM, headers={"kid": kid}), ttl
 
 
 def decode_access_token(settings: Settings, token: str) -> AccessClaims:
-    """Verify signature (by `kid`), algorithm, issuer, audience and expiry."""
+    """Verify signature (by `kid`), algorithm, issuer, audience and expiry. The shared
+    `jwt_keys` keep verifying while an asymmetric key is introduced (rotation)."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
         raise TokenError("malformed token") from exc
-    keys = dict(settings.signing_keys)
-    secret = keys.get(header.get("kid", ""))
-    if secret is None:
+    key: Any = dict(settings.signing_keys).get(header.get("kid", ""))
+    algorithm = JWT_ALGORITHM
+    if (pair := asymmetric_key(settings)) and header.get("kid") == pair.kid:
+        key, algorithm = pair.public, pair.algorithm
+    if key is None:
         raise TokenError("unknown signing key")
     try:
         claims = jwt.decode(
-            token, secret, algorithms=[JWT_ALGORITHM], audience=settings.jwt_audience,
+            token, key, algorithms=[algorithm], audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             options={"require": ["exp", "iat", "sub", "session_id", "aud", "iss", "jti"]},
         )

@@ -1,0 +1,94 @@
+"""Request bodies of Supabase Auth's API, with GoTrue's field names.
+
+Fields the clients always send but we do not use (`gotrue_meta_security`, `channel`,
+`phone`) are accepted and ignored, as GoTrue ignores what it has not configured.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Text = Field(default=None, max_length=1024)
+
+
+class _Body(BaseModel):
+    gotrue_meta_security: dict[str, Any] | None = None
+    code_challenge: str | None = Field(default=None, max_length=128)
+    code_challenge_method: str | None = Field(default=None, max_length=10)
+
+
+class SignupIn(_Body):
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    password: str | None = Text
+    # user_metadata: `display_name` (or `full_name`, `name`), `role`, `time_zone`, `locale`
+    data: dict[str, Any] | None = None
+
+
+class PasswordGrantIn(BaseModel):
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    password: str | None = Text
+    gotrue_meta_security: dict[str, Any] | None = None
+
+
+class RefreshGrantIn(BaseModel):
+    refresh_token: str | None = Field(default=None, max_length=200)
+
+
+class PKCEGrantIn(BaseModel):
+    auth_code: str | None = Field(default=None, max_length=200)
+    code_verifier: str | None = Field(default=None, max_length=128)
+
+
+class OtpIn(_Body):
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    create_user: bool = True
+    data: dict[str, Any] | None = None
+    channel: str | None = Field(default=None, max_length=16)
+
+
+VerifyType = Literal["signup", "invite", "magiclink", "recovery", "email_change", "email",
+                     "sms", "phone_change"]
+
+
+class VerifyIn(BaseModel):
+    type: VerifyType
+    token: str | None = Field(default=None, max_length=200)
+    token_hash: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    redirect_to: str | None = Field(default=None, max_length=2048)
+    gotrue_meta_security: dict[str, Any] | None = None
+
+
+class RecoverIn(_Body):
+    email: str | None = Field(default=None, max_length=320)
+
+
+class UserUpdateIn(_Body):
+    email: str | None = Field(default=None, max_length=320)
+    password: str | None = Text
+    current_password: str | None = Text
+    nonce: str | None = Field(default=None, max_length=64)
+    phone: str | None = Field(default=None, max_length=32)
+    data: dict[str, Any] | None = None
+
+
+class FactorIn(BaseModel):
+    factor_type: Literal["totp", "phone", "webauthn"]
+    friendly_name: str | None = Field(default=None, max_length=100)
+    issuer: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=32)
+
+
+class ChallengeIn(BaseModel):
+    channel: str | None = Field(default=None, max_length=16)
+
+
+class FactorVerifyIn(BaseModel):
+    challenge_id: str = Field(max_length=64)
+    code: str = Field(max_length=16)
