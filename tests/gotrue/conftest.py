@@ -53,6 +53,12 @@ class Live:
         assert match, message.text
         return match.group(1)
 
+    async def mail_link(self, address: str, template: str) -> str:
+        message = await last_email(self.db, address, template)
+        match = re.search(r"(https?://\S+[?&]token=[\w-]+)", message.text)
+        assert match, message.text
+        return match.group(1)
+
     async def mail_code(self, address: str) -> str:
         message = await last_email(self.db, address, "auth/login_code")
         match = re.search(r"\b(\d{6})\b", message.text)

@@ -19,6 +19,7 @@ from sqlalchemy import update
 from tests.conftest import _empty_all_tables, make_settings
 from tests.factories import PASSWORD, last_email, link_token, make_user
 from tests.gotrue.conftest import ANON_KEY, SERVICE_KEY
+from tutorapp.accounts import sessions
 from tutorapp.accounts.models import AuthSession, Role
 from tutorapp.core.db import Database
 from tutorapp.app import create_app
@@ -334,3 +335,40 @@ async def test_settings_and_health(client: httpx.AsyncClient) -> None:
     assert (bad.status_code, bad.json()["code"]) == (400, "bad_json")
     grant = await client.post("/auth/v1/token", params={"grant_type": "magic"}, json={})
     assert grant.json()["msg"] == "unsupported_grant_type"
+
+
+async def test_pkce_code_needs_the_verifier_and_works_once(client: httpx.AsyncClient,
+                                                           db) -> None:
+    account = await make_user(db)
+    verifier = "v" * 20 + "-verifier-of-the-pkce-flow-0123456789"
+    challenge = sessions.pkce_challenge("s256", verifier)
+    sent = await client.post("/auth/v1/otp", json={
+        "email": account.email, "code_challenge": challenge, "code_challenge_method": "s256"})
+    assert sent.json() == {}
+    message = await last_email(db, account.email, "auth/login_code")
+    link = next(word for word in message.text.split() if "/auth/v1/verify?" in word)
+    query = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
+    assert (query["type"], query["code_challenge_method"], query["code_challenge"]) == (
+        "magiclink", "s256", challenge)
+    opened = await client.get("/auth/v1/verify", params=query)
+    location = urlsplit(opened.headers["location"])
+    assert (opened.status_code, f"{location.scheme}://{location.netloc}{location.path}") == (
+        303, "http://127.0.0.1:8000/")
+    code = parse_qs(location.query)["code"][0]
+    grant = {"grant_type": "pkce"}
+    wrong = await client.post("/auth/v1/token", params=grant, headers=V2024,
+                              json={"auth_code": code, "code_verifier": challenge})
+    assert (wrong.status_code, wrong.json()["code"]) == (404, "flow_state_not_found")
+    tampered = await client.post("/auth/v1/token", params=grant, headers=V2024, json={
+        "auth_code": code.rpartition(".")[0] + ".totp", "code_verifier": verifier})
+    assert tampered.status_code == 404
+    good = await client.post("/auth/v1/token", params=grant,
+                             json={"auth_code": code, "code_verifier": verifier})
+    assert good.status_code == 200
+    assert [m["method"] for m in claims(good.json()["access_token"])["amr"]] == ["magiclink"]
+    again = await client.post("/auth/v1/token", params=grant, headers=V2024,
+                              json={"auth_code": code, "code_verifier": verifier})
+    assert (again.status_code, again.json()["code"]) == (404, "flow_state_not_found")
+    bad = await client.post("/auth/v1/otp", headers=V2024, json={
+        "email": account.email, "code_challenge": "short", "code_challenge_method": "s256"})
+    assert (bad.status_code, bad.json()["code"]) == (400, "validation_failed")

@@ -102,5 +102,25 @@ const after = await fetch(`${url}/api/v1/me`, {
 })
 result.afterSignOut = { status: after.status, session: (await supabase.auth.getSession()).data.session }
 result.events = events
+
+// The PKCE flow (as @supabase/ssr uses): the link yields a code only this client redeems.
+const pkce = createClient(url, anonKey, {
+  auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false,
+    flowType: 'pkce' },
+  realtime: { transport: ws },
+})
+const pkceEvents = []
+pkce.auth.onAuthStateChange((event) => { pkceEvents.push(event) })
+const pkceEmail = `pkce.${email}`
+const pkceUp = await pkce.auth.signUp({ email: pkceEmail, password,
+  options: { emailRedirectTo: `${url}/app/welcome` } })
+if (pkceUp.error) fail('pkce signUp', pkceUp.error)
+const landed = new URL(await ask({ open: 'auth/verify_email', email: pkceEmail }))
+const exchanged = await pkce.auth.exchangeCodeForSession(landed.searchParams.get('code'))
+if (exchanged.error) fail('exchangeCodeForSession', exchanged.error)
+result.pkce = { session: pkceUp.data.session, landed: `${landed.origin}${landed.pathname}`,
+  email: exchanged.data.user.email,
+  amr: claims(exchanged.data.session.access_token).amr.map((m) => m.method),
+  events: pkceEvents }
 process.stdout.write(JSON.stringify({ result }) + '\n')
 process.exit(0)

@@ -26,6 +26,7 @@ class TokenPurpose(enum.StrEnum):
     email_code = "email_code"
     change_email = "change_email"
     mfa_challenge = "mfa_challenge"  # a GoTrue MFA challenge id (/auth/v1/factors)
+    pkce_code = "pkce_code"  # an auth code for /auth/v1/token?grant_type=pkce
 
 
 

@@ -9,6 +9,8 @@ again after its rotation (past a short grace for racing clients) ends the sessio
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -379,6 +381,16 @@ async def login_with_code(
     db: AsyncSession, settings: Settings, limiter: RateLimiter, *, email: str | None,
     code: str | None, token: str | None, client: Client, with_cookie: bool = False,
 ) -> Tokens:
+    user, method = await user_from_code(db, settings, limiter, email=email, code=code,
+                                        token=token, client=client)
+    return await signed_in(db, settings, user, method, client, with_cookie)
+
+
+async def user_from_code(
+    db: AsyncSession, settings: Settings, limiter: RateLimiter, *, email: str | None,
+    code: str | None, token: str | None, client: Client,
+) -> tuple[User, str]:
+    """Spend a magic link's token, or an address's 6-digit code: (user, amr method)."""
     limits = _limits(settings)
     await limiter.hit(limits["ip"], client.ip or "unknown")
     if token:
@@ -397,7 +409,49 @@ async def login_with_code(
         method = OTP
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()  # receiving the code proves the address
-    return await signed_in(db, settings, user, method, client, with_cookie)
+    return user, method
+
+
+# --- PKCE (RFC 7636): an emailed link yields a code only its requester can redeem ---
+
+PKCE_CODE_TTL = timedelta(minutes=5)
+
+
+def _pkce_hash(code: str, method: str, challenge: str) -> str:
+    return token_hash(f"{code}:{method}:{challenge}")
+
+
+def pkce_challenge(method: str, verifier: str) -> str:
+    if method == "s256":
+        digest = hashlib.sha256(verifier.encode()).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return verifier
+
+
+async def issue_auth_code(
+    db: AsyncSession, user: User, amr_method: str, challenge_method: str, challenge: str
+) -> str:
+    """A single-use code bound to the code challenge (only its hash with the
+    challenge is stored) and naming the method that will start the session."""
+    code = f"{new_token(24)}.{amr_method}"
+    await issue_one_time_token(db, user, TokenPurpose.pkce_code, PKCE_CODE_TTL,
+                               secret=code, hashed=_pkce_hash(code, challenge_method, challenge))
+    return code
+
+
+async def exchange_auth_code(
+    db: AsyncSession, settings: Settings, *, code: str, verifier: str, client: Client
+) -> Tokens:
+    """The session for an auth code and the verifier of its challenge."""
+    for method in ("s256", "plain"):
+        hashed = _pkce_hash(code, method, pkce_challenge(method, verifier))
+        try:
+            row = await consume_token(db, (TokenPurpose.pkce_code,), hashed)
+        except InvalidToken:
+            continue
+        user = await get_user(db, row.user_id)
+        return await signed_in(db, settings, user, code.rpartition(".")[2], client, False)
+    raise InvalidToken("This code is invalid, used, expired or not for this verifier.")
 
 
 # --- password reset ------------------------------------------------------------------
@@ -440,17 +494,15 @@ async def reset_password(
     return user
 
 
-async def recovery_session(
-    db: AsyncSession, settings: Settings, *, token: str, client: Client
-) -> Tokens:
-    """Sign in with the reset link (Supabase's `verify` of type `recovery`): an aal1
-    session whose `recovery` method lets it set a new password without the old one,
-    for as long as the link would have lasted. MFA still applies to everything else."""
+async def user_from_reset_link(db: AsyncSession, token: str) -> User:
+    """Spend a reset link for a sign-in (Supabase's `verify` of type `recovery`): the
+    session it starts has the `recovery` method, which lets it set a new password
+    without the old one while the link would have lasted; MFA still applies."""
     row = await consume_token(db, (TokenPurpose.reset_password,), token_hash(token))
     user = await get_user(db, row.user_id)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
-    return await signed_in(db, settings, user, RECOVERY, client, False)
+    return user
 
 
 def recovering(settings: Settings, auth_session: AuthSession) -> bool:

@@ -9,10 +9,11 @@ one set of accounts, sessions, rate limits and rules, two wire formats.
 from __future__ import annotations
 
 import hmac
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, EmailStr, TypeAdapter, ValidationError
@@ -164,13 +165,31 @@ def _redirect_target(settings: Settings, redirect_to: str | None) -> str:
     return site + "/"
 
 
-def _link_path(settings: Settings, kind: str, redirect_to: str | None, default: str) -> str:
-    """Emailed links open our own pages, unless the app asked to come back to it: then
-    the link goes through GET /auth/v1/verify, which redirects there with a session."""
-    if not redirect_to:
+_CHALLENGE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+
+
+def _pkce(body: schemas._Body) -> tuple[str, str] | None:
+    """(method, challenge) when the client runs the PKCE flow."""
+    if not body.code_challenge:
+        return None
+    method = (body.code_challenge_method or "").lower()
+    if method not in ("s256", "plain") or not _CHALLENGE.match(body.code_challenge):
+        raise GoTrueError(400, "validation_failed",
+                          "code challenge does not match the PKCE format (RFC 7636)")
+    return method, body.code_challenge
+
+
+def _link_path(settings: Settings, kind: str, redirect_to: str | None, default: str,
+               pkce: tuple[str, str] | None = None) -> str:
+    """Emailed links open our own pages, unless the app asked to come back to it or
+    runs PKCE: then the link goes through GET /auth/v1/verify, which redirects there
+    with a session (or, for PKCE, a code)."""
+    if not redirect_to and not pkce:
         return default
-    target = _redirect_target(settings, redirect_to)
-    return f"{PREFIX}/verify?type={kind}&redirect_to={quote(target, safe='')}"
+    query = {"type": kind, "redirect_to": _redirect_target(settings, redirect_to)}
+    if pkce:
+        query |= {"code_challenge_method": pkce[0], "code_challenge": pkce[1]}
+    return f"{PREFIX}/verify?{urlencode(query)}"
 
 
 # --- sign-up, sign-in, tokens ---------------------------------------------------------
@@ -197,7 +216,7 @@ async def signup(request: Request, db: SessionDep, settings: SettingsDep, limite
             db, settings, email=email, password=body.password or "", display_name=display_name,
             role=Role(role), time_zone=str(data.get("time_zone") or "UTC"),
             locale=str(data.get("locale") or "en"),
-            link_path=_link_path(settings, "signup", redirect_to, "/auth/verify"),
+            link_path=_link_path(settings, "signup", redirect_to, "/auth/verify", _pkce(body)),
         )
     except Conflict as exc:
         raise GoTrueError(422, "user_already_exists", "User already registered") from exc
@@ -226,8 +245,17 @@ async def token(request: Request, db: SessionDep, settings: SettingsDep, limiter
             raise GoTrueError(400, "validation_failed", "refresh_token required")
         tokens = await sessions.refresh(db, settings, grant.refresh_token, client)
     elif grant_type == "pkce":
-        raise GoTrueError(400, "flow_state_not_found",
-                          "PKCE is not supported here: use the implicit flow")
+        exchange = _parse(schemas.PKCEGrantIn, await _body(request))
+        if not exchange.auth_code or not exchange.code_verifier:
+            raise GoTrueError(400, "validation_failed", "invalid request: both auth code and "
+                              "code verifier should be non-empty")
+        try:
+            tokens = await sessions.exchange_auth_code(
+                db, settings, code=exchange.auth_code, verifier=exchange.code_verifier,
+                client=client)
+        except InvalidToken as exc:
+            raise GoTrueError(404, "flow_state_not_found",
+                              "invalid flow state, no valid flow state found") from exc
     else:
         raise GoTrueError(400, "invalid_credentials", "unsupported_grant_type")
     return session_json(settings, tokens)
@@ -242,7 +270,7 @@ async def otp(request: Request, db: SessionDep, settings: SettingsDep, limiter: 
     email = _email_of(body.email, phone=body.phone)
     await sessions.send_login_code(
         db, settings, limiter, email=email, client=client_of(request),
-        link_path=_link_path(settings, "magiclink", redirect_to, "/auth/magic"),
+        link_path=_link_path(settings, "magiclink", redirect_to, "/auth/magic", _pkce(body)),
     )
     return {}
 
@@ -256,30 +284,30 @@ async def recover(request: Request, db: SessionDep, settings: SettingsDep, limit
     email = _email_of(body.email)
     await sessions.request_password_reset(
         db, settings, limiter, email=email, client=client_of(request),
-        link_path=_link_path(settings, "recovery", redirect_to, "/auth/reset"),
+        link_path=_link_path(settings, "recovery", redirect_to, "/auth/reset", _pkce(body)),
     )
     return {}
 
 
-async def _verify(
+async def _verified(
     db: SessionDep, settings: Settings, limiter: LimiterDep, request: Request, kind: str, *,
     token: str | None, token_hash: str | None, email: str | None,
-) -> sessions.Tokens:
-    client = client_of(request)
+) -> tuple[User, str]:
+    """Spend an emailed token or code: (user, the amr method to sign in with)."""
     secret = token_hash or token
     if not secret:
         raise GoTrueError(400, "validation_failed", "Verify requires a token or a token_hash")
     if kind in ("signup", "invite", "email_change"):
-        user = await service.verify_email_token(db, settings, secret)
-        return await sessions.signed_in(db, settings, user, sessions.OTP, client, False)
+        return await service.verify_email_token(db, settings, secret), sessions.OTP
     if kind == "recovery":
-        return await sessions.recovery_session(db, settings, token=secret, client=client)
+        return await sessions.user_from_reset_link(db, secret), sessions.RECOVERY
     if kind in ("magiclink", "email"):
         if token_hash:
-            return await sessions.login_with_code(db, settings, limiter, email=None, code=None,
-                                                  token=token_hash, client=client)
-        return await sessions.login_with_code(
-            db, settings, limiter, email=_email_of(email), code=token, token=None, client=client,
+            return await sessions.user_from_code(db, settings, limiter, email=None, code=None,
+                                                 token=token_hash, client=client_of(request))
+        return await sessions.user_from_code(
+            db, settings, limiter, email=_email_of(email), code=token, token=None,
+            client=client_of(request),
         )
     raise GoTrueError(422, "phone_provider_disabled", "Phone verification is disabled")
 
@@ -289,8 +317,9 @@ async def verify_post(request: Request, db: SessionDep, settings: SettingsDep,
                       limiter: LimiterDep) -> dict[str, Any]:
     """A code (`token` with `email`) or an emailed link's `token_hash`, for a session."""
     body = _parse(schemas.VerifyIn, await _body(request))
-    tokens = await _verify(db, settings, limiter, request, body.type, token=body.token,
-                           token_hash=body.token_hash, email=body.email)
+    user, method = await _verified(db, settings, limiter, request, body.type, token=body.token,
+                                   token_hash=body.token_hash, email=body.email)
+    tokens = await sessions.signed_in(db, settings, user, method, client_of(request), False)
     return session_json(settings, tokens)
 
 
@@ -299,18 +328,29 @@ async def verify_get(request: Request, db: SessionDep, settings: SettingsDep,
                      limiter: LimiterDep, token: Annotated[str, Query(max_length=200)],
                      type: Annotated[schemas.VerifyType, Query()],
                      redirect_to: Annotated[str | None, Query(max_length=2048)] = None,
+                     code_challenge: Annotated[str | None, Query(max_length=128)] = None,
+                     code_challenge_method: Annotated[str | None, Query(max_length=10)] = None,
                      ) -> Response:
     """The emailed link: redirect (303) to `redirect_to` with the session in the URL
-    fragment, or with `error`, `error_code` and `error_description` there."""
+    fragment, or (PKCE) with `?code=` to exchange at `/token?grant_type=pkce`; errors
+    go there as `error`, `error_code` and `error_description` in the fragment."""
     target = _redirect_target(settings, redirect_to)
     try:
-        tokens = await _verify(db, settings, limiter, request, type, token=token,
-                               token_hash=None, email=None)
+        pkce = _pkce(schemas._Body(code_challenge=code_challenge,
+                                   code_challenge_method=code_challenge_method))
+        user, method = await _verified(db, settings, limiter, request, type, token=None,
+                                       token_hash=token, email=None)  # a link's token
     except GoTrueError as exc:
         raise RedirectTo(target, exc) from exc
     except InvalidToken as exc:
         raise RedirectTo(target, GoTrueError(403, "otp_expired",
                                              "Email link is invalid or has expired")) from exc
+    if pkce:
+        code = await sessions.issue_auth_code(db, user, method, *pkce)
+        joiner = "&" if "?" in target else "?"
+        return RedirectResponse(f"{target}{joiner}{urlencode({'code': code})}",
+                                status_code=status.HTTP_303_SEE_OTHER)
+    tokens = await sessions.signed_in(db, settings, user, method, client_of(request), False)
     fragment = urlencode({
         "access_token": tokens.access_token, "expires_at": tokens.expires_at,
         "expires_in": tokens.expires_in, "refresh_token": tokens.refresh_token,
