@@ -258,6 +258,11 @@ async def test_changing_the_password_needs_the_current_one_except_after_a_reset(
 
     assert (await client.post("/auth/v1/recover", json={"email": account.email})).json() == {}
     token = link_token(await last_email(db, account.email, "auth/reset_password"))
+    for _ in range(2):  # three reset emails per address per hour
+        assert (await client.post("/auth/v1/recover", json={"email": account.email})).json() == {}
+    limited = await client.post("/auth/v1/recover", json={"email": account.email}, headers=V2024)
+    assert (limited.status_code, limited.json()["code"]) == (429, "over_email_send_rate_limit")
+    assert limited.json()["message"].startswith("For security purposes, you can only request")
     recovered = await client.post("/auth/v1/verify", json={"type": "recovery", "token_hash": token})
     assert [m["method"] for m in claims(recovered.json()["access_token"])["amr"]] == ["recovery"]
     reset = await client.put("/auth/v1/user", json={"password": "third passphrase here 9"},
