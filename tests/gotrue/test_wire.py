@@ -13,7 +13,7 @@ import jwt
 import pyotp
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import update
 
 from tests.conftest import _empty_all_tables, make_settings
@@ -150,19 +150,23 @@ async def test_api_key_is_required_when_configured(client_with: Client) -> None:
     assert (await client.get("/api/v1/me", headers=as_bearer)).status_code == 401
 
 
-async def test_asymmetric_signing_and_jwks(client_with: Client) -> None:
-    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()).decode()
+@pytest.mark.parametrize(("algorithm", "kty"), [("ES256", "EC"), ("RS256", "RSA")])
+async def test_asymmetric_signing_and_jwks(client_with: Client, algorithm: str,
+                                           kty: str) -> None:
+    key = (ec.generate_private_key(ec.SECP256R1()) if kty == "EC"
+           else rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
     client, app_db = await client_with(jwt_private_key=pem, jwt_private_key_id="key-2026")
     account = await make_user(app_db)
     body = (await password_grant(client, account.email)).json()
     assert jwt.get_unverified_header(body["access_token"]) == {
-        "alg": "ES256", "kid": "key-2026", "typ": "JWT"}
+        "alg": algorithm, "kid": "key-2026", "typ": "JWT"}
     keys = (await client.get("/auth/v1/.well-known/jwks.json")).json()["keys"]
-    assert [(k["kid"], k["alg"], k["kty"], k["crv"]) for k in keys] == [
-        ("key-2026", "ES256", "EC", "P-256")]
-    verified = jwt.decode(body["access_token"], jwt.PyJWK(keys[0]).key, algorithms=["ES256"],
+    assert [(k["kid"], k["alg"], k["kty"], k["use"]) for k in keys] == [
+        ("key-2026", algorithm, kty, "sig")]
+    assert "d" not in keys[0]  # the public half only
+    verified = jwt.decode(body["access_token"], jwt.PyJWK(keys[0]).key, algorithms=[algorithm],
                           audience="authenticated")
     assert verified["sub"] == str(account.user.id)
     me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {body['access_token']}"})
@@ -377,3 +381,15 @@ async def test_pkce_code_needs_the_verifier_and_works_once(client: httpx.AsyncCl
     bad = await client.post("/auth/v1/otp", headers=V2024, json={
         "email": account.email, "code_challenge": "short", "code_challenge_method": "s256"})
     assert (bad.status_code, bad.json()["code"]) == (400, "validation_failed")
+
+
+def test_the_private_key_setting_is_checked() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not a PEM private key"):
+        make_settings("sqlite:///unused.db", jwt_private_key="not a key")
+    p384 = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    with pytest.raises(ValidationError, match="EC P-256"):
+        make_settings("sqlite:///unused.db", jwt_private_key=p384)
