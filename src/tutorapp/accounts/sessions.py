@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tutorapp.accounts.models import AuthSession, OneTimeToken, RefreshToken, TokenPurpose, User
 from tutorapp.accounts.service import (
     InvalidToken,
+    app_metadata,
     check_password,
     consume_token,
-    app_metadata,
     get_user,
     issue_one_time_token,
     link,

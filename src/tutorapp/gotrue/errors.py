@@ -9,7 +9,7 @@ errors as for /api/v1; only the rendering differs, and only under /auth/v1.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
@@ -113,9 +113,9 @@ def _describe(request: Request, exc: AppError) -> tuple[int, str, str, dict[str,
             return 422, "weak_password", message, {
                 "weak_password": {"reasons": _weak_password_reasons(error["message"]),
                                   "message": message}}
-    for cls, status, code, message in _BY_CLASS:
+    for cls, status, code, fixed in _BY_CLASS:
         if isinstance(exc, cls):
-            return status, code, message or exc.detail, {}
+            return status, code, fixed or exc.detail, {}
     return exc.status, "unexpected_failure" if exc.status >= 500 else "unknown", exc.detail, {}
 
 
@@ -128,7 +128,7 @@ def _api_version(request: Request) -> date | None:
 
 def render(
     request: Request, status: int, code: str, message: str,
-    headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None, extra: dict[str, Any] | None = None,
 ) -> Response:
     headers = dict(headers or {})
     headers["x-sb-error-code"] = code
@@ -177,10 +177,10 @@ def install(app: FastAPI) -> None:
         StarletteHTTPException: _http_error,
     }
     for exc_class, handler in ours.items():
-        previous: Handler = app.exception_handlers[exc_class]
+        previous: Any = app.exception_handlers[exc_class]
 
         async def dispatch(request: Request, exc: Any, handler: Handler = handler,
-                           previous: Handler = previous) -> Response:
+                           previous: Any = previous) -> Response:
             if request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/"):
                 return await handler(request, exc)
             return await previous(request, exc)
