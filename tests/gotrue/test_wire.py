@@ -146,6 +146,8 @@ async def test_api_key_is_required_when_configured(client_with: Client) -> None:
     signup = await client.post("/auth/v1/signup", headers=as_bearer,
                                json={"email": "key@example.com", "password": PASSWORD})
     assert signup.status_code == 200
+    assert signup.json()["user"]["email"] == "key@example.com"  # no confirmation: a session
+    assert claims(signup.json()["access_token"])["amr"][0]["method"] == "password"
     assert (await client.get("/api/v1/tutors", headers=as_bearer)).status_code == 200
     assert (await client.get("/api/v1/me", headers=as_bearer)).status_code == 401
 
@@ -393,3 +395,13 @@ def test_the_private_key_setting_is_checked() -> None:
         serialization.NoEncryption()).decode()
     with pytest.raises(ValidationError, match="EC P-256"):
         make_settings("sqlite:///unused.db", jwt_private_key=p384)
+
+
+async def test_browsers_may_send_the_supabase_headers(client_with: Client) -> None:
+    client, _ = await client_with(cors_origins=["https://app.example"])
+    preflight = await client.options("/auth/v1/token", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "apikey,authorization,content-type,x-client-info,"
+                                          "x-supabase-api-version"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example"
