@@ -74,6 +74,10 @@ async def test_sign_up_confirm_sign_in_refresh_mfa_sign_out(live: Live) -> None:
     assert refreshed.session.refresh_token != session.refresh_token
     assert claims(refreshed.session.access_token)["amr"] == token["amr"]  # not re-stamped
 
+    updated = await auth.update_user({"data": {"display_name": "Py Renamed"},
+                                      "password": PASSWORD + "!", "current_password": PASSWORD})
+    assert updated.user.user_metadata["display_name"] == "Py Renamed"
+
     enrolled = await auth.mfa.enroll({"factor_type": "totp", "friendly_name": "phone"})
     assert enrolled.totp is not None
     assert enrolled.totp.qr_code.startswith("data:image/svg+xml;utf-8,<svg")
@@ -91,8 +95,11 @@ async def test_sign_up_confirm_sign_in_refresh_mfa_sign_out(live: Live) -> None:
         after = await http.get("/api/v1/me",
                                headers={"Authorization": f"Bearer {verified.access_token}"})
     assert after.status_code == 401
-    assert events == ["SIGNED_IN", "SIGNED_OUT", "SIGNED_IN", "TOKEN_REFRESHED",
+    assert events == ["SIGNED_IN", "SIGNED_OUT", "SIGNED_IN", "TOKEN_REFRESHED", "USER_UPDATED",
                       "MFA_CHALLENGE_VERIFIED", "SIGNED_OUT"]
+    again = await auth.sign_in_with_password({"email": email, "password": PASSWORD + "!"})
+    assert again.session is not None
+    assert claims(again.session.access_token)["aal"] == "aal1"  # TOTP is next
 
 
 async def test_sign_in_with_email_code_then_second_factor(live: Live) -> None:
