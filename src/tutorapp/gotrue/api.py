@@ -168,7 +168,7 @@ def _redirect_target(settings: Settings, redirect_to: str | None) -> str:
 _CHALLENGE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 
 
-def _pkce(body: schemas._Body) -> tuple[str, str] | None:
+def _pkce(body: schemas.FlowBody) -> tuple[str, str] | None:
     """(method, challenge) when the client runs the PKCE flow."""
     if not body.code_challenge:
         return None
@@ -336,7 +336,7 @@ async def verify_get(request: Request, db: SessionDep, settings: SettingsDep,
     go there as `error`, `error_code` and `error_description` in the fragment."""
     target = _redirect_target(settings, redirect_to)
     try:
-        pkce = _pkce(schemas._Body(code_challenge=code_challenge,
+        pkce = _pkce(schemas.FlowBody(code_challenge=code_challenge,
                                    code_challenge_method=code_challenge_method))
         user, method = await _verified(db, settings, limiter, request, type, token=None,
                                        token_hash=token, email=None)  # a link's token

@@ -13,13 +13,15 @@ from pydantic import BaseModel, Field
 Text = Field(default=None, max_length=1024)
 
 
-class _Body(BaseModel):
+class FlowBody(BaseModel):
+    """What the clients add to requests that email a link (captcha, PKCE challenge)."""
+
     gotrue_meta_security: dict[str, Any] | None = None
     code_challenge: str | None = Field(default=None, max_length=128)
     code_challenge_method: str | None = Field(default=None, max_length=10)
 
 
-class SignupIn(_Body):
+class SignupIn(FlowBody):
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=32)
     password: str | None = Text
@@ -43,7 +45,7 @@ class PKCEGrantIn(BaseModel):
     code_verifier: str | None = Field(default=None, max_length=128)
 
 
-class OtpIn(_Body):
+class OtpIn(FlowBody):
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=32)
     create_user: bool = True
@@ -65,11 +67,11 @@ class VerifyIn(BaseModel):
     gotrue_meta_security: dict[str, Any] | None = None
 
 
-class RecoverIn(_Body):
+class RecoverIn(FlowBody):
     email: str | None = Field(default=None, max_length=320)
 
 
-class UserUpdateIn(_Body):
+class UserUpdateIn(FlowBody):
     email: str | None = Field(default=None, max_length=320)
     password: str | None = Text
     current_password: str | None = Text
