@@ -34,7 +34,7 @@ async def run_flow(live: Live, email: str) -> dict:
             if "link" in question:
                 answer = await live.mail_link_token(question["email"], question["link"])
             elif "open" in question:  # a browser opening the emailed link
-                async with httpx.AsyncClient() as browser:
+                async with httpx.AsyncClient(timeout=30 * SCALE) as browser:
                     opened = await browser.get(await live.mail_link(question["email"],
                                                                     question["open"]))
                 assert opened.status_code == 303, opened.text

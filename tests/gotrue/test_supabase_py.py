@@ -9,14 +9,17 @@ import pytest
 from supabase_auth import AsyncGoTrueClient
 from supabase_auth.errors import AuthApiError
 
-from tests.gotrue.conftest import ANON_KEY, PASSWORD, Live
+from tests.gotrue.conftest import ANON_KEY, PASSWORD, SCALE, Live
 
 
 def client_for(live: Live) -> AsyncGoTrueClient:
-    # What `supabase.create_client(url, key)` gives its auth client: the key twice.
+    # What `supabase.create_client(url, key)` gives its auth client: the key twice. The
+    # HTTP client is the library's default but for the timeout: argon2 on a loaded CI
+    # machine can take longer than httpx's 5 s.
     return AsyncGoTrueClient(
         url=live.auth_url, auto_refresh_token=False, persist_session=False,
         headers={"apikey": ANON_KEY, "Authorization": f"Bearer {ANON_KEY}"},
+        http_client=httpx.AsyncClient(timeout=30 * SCALE, follow_redirects=True, http2=True),
     )
 
 
@@ -64,7 +67,7 @@ async def test_sign_up_confirm_sign_in_refresh_mfa_sign_out(live: Live) -> None:
     assert user is not None and user.user.id == token["sub"]
 
     # The same token works on our own API.
-    async with httpx.AsyncClient(base_url=live.url) as http:
+    async with httpx.AsyncClient(base_url=live.url, timeout=30 * SCALE) as http:
         me = await http.get("/api/v1/me",
                             headers={"Authorization": f"Bearer {session.access_token}"})
     assert me.status_code == 200 and me.json()["email"] == email
@@ -91,7 +94,7 @@ async def test_sign_up_confirm_sign_in_refresh_mfa_sign_out(live: Live) -> None:
 
     await auth.sign_out()
     assert await auth.get_session() is None
-    async with httpx.AsyncClient(base_url=live.url) as http:
+    async with httpx.AsyncClient(base_url=live.url, timeout=30 * SCALE) as http:
         after = await http.get("/api/v1/me",
                                headers={"Authorization": f"Bearer {verified.access_token}"})
     assert after.status_code == 401
