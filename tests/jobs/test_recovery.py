@@ -15,7 +15,7 @@ from tests.jobs.conftest import Worker
 from tests.waiting import wait_until
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
-from tutorapp.jobs import engine, lease
+from tutorapp.jobs import engine, lease, service
 from tutorapp.jobs.engine import enqueue, function, step
 from tutorapp.jobs.models import JobWorker
 
@@ -73,6 +73,7 @@ async def test_a_run_left_by_the_previous_release_is_finished_by_the_next(
 
     run = await wait_until(finished, timeout=30, what="the run to finish on release-2")
     assert (run.output, run.app_version, run.executor_id) == ("done", "release-2", "w1")
+    assert (await service.get_run(wid))[0].version == "release-2"  # shown to operators
     # Completed steps were kept; only the step in flight ran again.
     assert ran == {"r1:prepare": 1, "r1:wait": 2}
 
@@ -122,3 +123,24 @@ async def test_a_dead_worker_is_marked_recovered_only_once_its_runs_are_back(
         ghost = await session.get(JobWorker, "ghost")
         assert ghost is not None and ghost.recovered_at is not None
     assert await lease.claim_expired(db, "alive", 30) == []
+
+
+async def test_a_worker_taken_for_dead_registers_again_on_its_next_heartbeat(
+    db: Database, app: Any  # noqa: ANN401
+) -> None:
+    """Only slow (starved of CPU past its lease): once claimed, it renews its lease by
+    registering again instead of staying "dead" for others to recover again and again."""
+    async with db.unit_of_work() as session:
+        session.add(JobWorker(executor_id="slow", hostname="h", pid=1,
+                              heartbeat_at=utcnow() - timedelta(minutes=5)))
+    assert await lease.claim_expired(db, "other", 30) == ["slow"]
+    await lease.heartbeat(db, "slow")
+    async with db.session() as session:
+        slow = await session.get(JobWorker, "slow")
+        assert slow is not None and (slow.recovered_by, slow.recovered_at) == (None, None)
+        assert slow.heartbeat_at > utcnow() - timedelta(minutes=1)
+    assert await lease.claim_expired(db, "other", 30) == []
+    await lease.mark_recovered(db, "slow", "other")  # the claimer's late end: no effect
+    async with db.session() as session:
+        slow = await session.get(JobWorker, "slow")
+        assert slow is not None and slow.recovered_at is None

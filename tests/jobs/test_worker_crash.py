@@ -31,6 +31,13 @@ pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs TUTORAPP_TEST_PO
 
 API_KEY = "re_crash_test"
 EMAILS = 30
+# A short lease so a dead worker is found quickly, scaled so a worker that is only
+# starved of CPU is not taken for dead; steps ride out a busy PostgreSQL ("too many
+# clients") for a while, as they would in production.
+LOADED_MACHINE = {
+    "jobs_recovery_lease_seconds": deadline(2.0), "jobs_poll_interval_seconds": 0.05,
+    "jobs_step_retry_interval_seconds": deadline(0.5), "jobs_step_max_attempts": 6,
+}
 
 
 class SlowResend:
@@ -146,14 +153,28 @@ async def all_delivered(client, count: int) -> bool:  # noqa: ANN001
     return len(found) == count and all(w.status == "SUCCESS" for w in found)
 
 
+async def wait_for_deliveries(client, count: int, timeout: float, logs: Path) -> None:  # noqa: ANN001
+    """Wait for every delivery; on a timeout, say where each run is and what the
+    workers logged."""
+    try:
+        await wait_until(lambda: all_delivered(client, count), timeout=timeout,
+                         what="every delivery to finish")
+    except AssertionError as exc:
+        found = await client.list_workflows_async(name="email.deliver", load_input=False,
+                                                  load_output=False)
+        states = sorted(f"{w.status}/{w.executor_id}/{w.app_version}" for w in found)
+        tails = "\n".join(f"--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-40:])
+                          for log in sorted(logs.glob("*.log")))
+        raise AssertionError(f"{exc}: {len(found)} runs {states}\n{tails}") from None
+
+
 async def test_a_killed_worker_loses_nothing_and_duplicates_nothing(
     crash_database: str, resend_server, tmp_path: Path  # noqa: ANN001
 ) -> None:
     fake, api_url = resend_server
     overrides = {
         "email_provider": "resend", "resend_api_key": API_KEY, "resend_api_url": api_url,
-        "email_rate_limit_per_second": 1000.0, "jobs_recovery_lease_seconds": 2.0,
-        "jobs_poll_interval_seconds": 0.05, "jobs_step_retry_interval_seconds": 0.2,
+        "email_rate_limit_per_second": 1000.0, **LOADED_MACHINE,
     }
     settings = make_settings(crash_database, **overrides)
     env = worker_env(crash_database, overrides)
@@ -178,8 +199,7 @@ async def test_a_killed_worker_loses_nothing_and_duplicates_nothing(
         workers["crash-a"].send_signal(signal.SIGKILL)
         workers["crash-a"].wait(timeout=deadline(10))
 
-        await wait_until(lambda: all_delivered(client, EMAILS), timeout=90,
-                         what="every delivery to finish")
+        await wait_for_deliveries(client, EMAILS, 90, tmp_path)
 
         found = await client.list_workflows_async(name="email.deliver", load_input=False)
         assert {w.workflow_id for w in found} == runs
@@ -244,9 +264,7 @@ async def test_a_worker_of_the_next_release_finishes_a_killed_workers_runs_once(
     count = 16
     overrides = {
         "email_provider": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port,
-        "smtp_starttls": False, "email_rate_limit_per_second": 4.0,
-        "jobs_recovery_lease_seconds": 2.0, "jobs_poll_interval_seconds": 0.05,
-        "jobs_step_retry_interval_seconds": 0.2,
+        "smtp_starttls": False, "email_rate_limit_per_second": 4.0, **LOADED_MACHINE,
     }
     settings = make_settings(crash_database, **overrides)
 
@@ -272,8 +290,7 @@ async def test_a_worker_of_the_next_release_finishes_a_killed_workers_runs_once(
         workers["old"].wait(timeout=deadline(10))
 
         workers["new"] = start_worker(release("release-2"), "new", tmp_path / "new.log")
-        await wait_until(lambda: all_delivered(client, count), timeout=120,
-                         what="every delivery to finish on the new release")
+        await wait_for_deliveries(client, count, 120, tmp_path)
 
         found = {w.workflow_id: w for w in await client.list_workflows_async(
             name="email.deliver", load_input=False)}

@@ -154,6 +154,9 @@ async def register(database: Database, executor_id: str) -> None:
 
 
 async def heartbeat(database: Database, executor_id: str) -> None:
+    """Renew the lease. A worker that was too slow to renew it was claimed as dead:
+    it registers again at once, so it is not taken for dead again and again (its
+    runs resumed elsewhere while it runs them) for as long as it lives."""
     async with database.unit_of_work() as session:
         result = await session.execute(
             update(JobWorker)
@@ -161,8 +164,9 @@ async def heartbeat(database: Database, executor_id: str) -> None:
             .values(heartbeat_at=utcnow())
         )
     if result.rowcount == 0:
-        log.error("worker %s lost its lease (another worker recovers its runs); "
-                  "raise TUTORAPP_JOBS_RECOVERY_LEASE_SECONDS", executor_id)
+        log.error("worker %s lost its lease (another worker recovered its runs) and "
+                  "registers again; raise TUTORAPP_JOBS_RECOVERY_LEASE_SECONDS", executor_id)
+        await register(database, executor_id)
 
 
 async def claim_expired(database: Database, executor_id: str, lease_seconds: float) -> list[str]:

@@ -35,6 +35,7 @@ class Run:
     completed_at: datetime | None
     duration_seconds: float | None
     executor_id: str | None
+    version: str | None  # the release of the worker that runs (or ran) it
     last_error: str | None
 
     def as_dict(self) -> dict[str, Any]:
@@ -44,7 +45,7 @@ class Run:
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
             "duration_seconds": self.duration_seconds, "executor_id": self.executor_id,
-            "last_error": self.last_error,
+            "version": self.version, "last_error": self.last_error,
         }
 
 
@@ -71,7 +72,7 @@ def _run(status: WorkflowStatus) -> Run:
         id=status.workflow_id, function=status.name, status=status.status,
         attempts=max(1, status.recovery_attempts or 0), created_at=created, completed_at=completed,
         duration_seconds=round(duration, 3) if duration is not None else None,
-        executor_id=status.executor_id, last_error=error,
+        executor_id=status.executor_id, version=status.app_version, last_error=error,
     )
 
 

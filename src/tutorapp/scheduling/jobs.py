@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
-
-from dbos import DBOS
 
 from tutorapp.core.time import utcnow
 from tutorapp.jobs.engine import enqueue, function, runtime, step, workflow_id
 from tutorapp.scheduling import bookings, notices
 from tutorapp.scheduling.models import Booking, BookingStatus
 
+log = logging.getLogger("tutorapp.scheduling.jobs")
 REMIND = "booking.remind"
 # The sweep re-derives the reminders of lessons starting within this window; later
 # lessons' reminders are re-derived by a later sweep, long before they are due.
@@ -109,5 +109,5 @@ async def sweep_reminders(scheduled_at: datetime) -> int:
     missing = await step("booking.missing_reminders", _missing, reminders)
     await _schedule(missing)
     if missing:
-        DBOS.logger.warning("re-derived %d lost lesson reminders", len(missing))
+        log.warning("re-derived %d lost lesson reminders", len(missing))
     return len(missing)
