@@ -78,6 +78,19 @@ async def test_a_run_left_by_the_previous_release_is_finished_by_the_next(
     assert ran == {"r1:prepare": 1, "r1:wait": 2}
 
 
+async def test_a_rolled_back_release_takes_new_work(worker: Worker) -> None:
+    """Deploy release-2, then roll back to release-1: the release started last runs
+    what web processes enqueue (unversioned runs go to the latest release only)."""
+    await worker.start(jobs_application_version="release-2")
+    await worker.stop()
+    await worker.start(jobs_application_version="release-1")
+    gate.set()
+    wid = await enqueue("test.long_run", "rb", key="rb")
+    assert await worker.result(wid) == "done"
+    [run] = await DBOS.list_workflows_async(workflow_ids=[wid], load_input=False)
+    assert run.app_version == "release-1"
+
+
 class FakeClient:
     """DBOS's client as recovery uses it, with one PENDING run of a dead worker."""
 

@@ -141,6 +141,15 @@ async def queue_emails(database: Database, count: int) -> list[EmailMessage]:
         ]
 
 
+async def running(database: Database, *names: str) -> bool:
+    """Every named worker registered (DBOS launched, its queues polled)."""
+    async with database.session() as session:
+        found = set((await session.scalars(
+            select(JobWorker.executor_id).where(JobWorker.executor_id.in_(names),
+                                                JobWorker.stopped_at.is_(None)))).all())
+    return found == set(names)
+
+
 async def pending_on(client, executor: str) -> list[str]:  # noqa: ANN001
     found = await client.list_workflows_async(
         status="PENDING", executor_id=executor, name="email.deliver", load_input=False)
@@ -174,7 +183,7 @@ async def test_a_killed_worker_loses_nothing_and_duplicates_nothing(
     fake, api_url = resend_server
     overrides = {
         "email_provider": "resend", "resend_api_key": API_KEY, "resend_api_url": api_url,
-        "email_rate_limit_per_second": 1000.0, **LOADED_MACHINE,
+        "email_rate_limit_per_second": 4.0, **LOADED_MACHINE,  # ~8 s of work to kill into
     }
     settings = make_settings(crash_database, **overrides)
     env = worker_env(crash_database, overrides)
@@ -184,12 +193,14 @@ async def test_a_killed_worker_loses_nothing_and_duplicates_nothing(
     database = Database(settings)
     workers: dict[str, subprocess.Popen] = {}
     try:
+        for name in ("crash-a", "crash-b"):
+            workers[name] = start_worker(env, name, tmp_path / f"{name}.log")
+        # Work starts once both run (a loaded machine starts them far apart).
+        await wait_until(lambda: running(database, "crash-a", "crash-b"), timeout=60,
+                         what="both workers to start")
         messages = await queue_emails(database, EMAILS)
         ids = {str(m.id) for m in messages}
         runs = {f"email.deliver:{service.delivery_key(m)}" for m in messages}
-
-        for name in ("crash-a", "crash-b"):
-            workers[name] = start_worker(env, name, tmp_path / f"{name}.log")
 
         client = await asyncio.to_thread(engine.runtime.client)
         # Kill crash-a while it runs deliveries (and after both did some work).
@@ -279,9 +290,11 @@ async def test_a_worker_of_the_next_release_finishes_a_killed_workers_runs_once(
     database = Database(settings)
     workers: dict[str, subprocess.Popen] = {}
     try:
+        workers["old"] = start_worker(release("release-1"), "old", tmp_path / "old.log")
+        await wait_until(lambda: running(database, "old"), timeout=60,
+                         what="the old worker to start")
         messages = await queue_emails(database, count)
         expected = {str(m.id) for m in messages}
-        workers["old"] = start_worker(release("release-1"), "old", tmp_path / "old.log")
         client = await asyncio.to_thread(engine.runtime.client)
         await wait_until(lambda: len(inbox.message_ids) >= 2, timeout=60, what="first sends")
         in_flight = await wait_until(lambda: pending_on(client, "old"), timeout=30,

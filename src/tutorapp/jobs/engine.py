@@ -413,6 +413,9 @@ def start_worker(settings: Settings, *, executor_id: str | None = None) -> str:
     DBOS(config=dbos_config(settings, executor))
     try:
         DBOS.launch()
+        # The release started last takes new (unversioned) work, also when it is an
+        # older one coming back (a rollback): DBOS would keep the newest name in charge.
+        DBOS.set_latest_application_version(application_version(settings))
         for fn in FUNCTIONS.values():
             limiter = fn.limiter(settings)
             DBOS.register_queue(
