@@ -81,8 +81,9 @@ async def test_a_run_left_by_the_previous_release_is_finished_by_the_next(
 async def test_a_rolled_back_release_takes_new_work(worker: Worker) -> None:
     """Deploy release-2, then roll back to release-1: the release started last runs
     what web processes enqueue (unversioned runs go to the latest release only)."""
-    await worker.start(jobs_application_version="release-2")
-    await worker.stop()
+    for release in ("release-1", "release-2"):
+        await worker.start(jobs_application_version=release)
+        await worker.stop()
     await worker.start(jobs_application_version="release-1")
     gate.set()
     wid = await enqueue("test.long_run", "rb", key="rb")
