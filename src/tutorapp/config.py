@@ -177,6 +177,11 @@ class Settings(BaseSettings):
     jobs_executor_id: str | None = Field(
         default=None, description="this worker's id; default: `local` on SQLite, unique otherwise"
     )
+    jobs_application_version: str | None = Field(
+        default=None, max_length=100,
+        description="the release recorded on each job run (set one per deploy, e.g. the git "
+        "commit); default: `tutorapp-<package version>`",
+    )
     jobs_recovery_lease_seconds: float = Field(default=30.0, gt=0)
     jobs_poll_interval_seconds: float = Field(default=0.2, ge=0.01)
     jobs_step_max_attempts: int = Field(default=5, ge=1)

@@ -19,7 +19,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import DIALECTS, POSTGRES_URL, ROOT, TEST_SECRET, _admin_execute, make_settings
+from tests.waiting import deadline, wait_until_sync
 
 CHROMIUM = "/usr/bin/chromium"
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
@@ -139,23 +139,21 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             [str(Path(sys.executable).parent / "tutorapp"), "serve", "--host", "127.0.0.1",
              "--port", str(port)], env=env, cwd=tmp_path_factory.getbasetemp(),
             stdout=log_file, stderr=subprocess.STDOUT)
-        for _ in range(300):
+        def live() -> bool:
             if process.poll() is not None:
                 raise RuntimeError(f"the server exited: see test-results/e2e-server-{dialect}.log")
             try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"{base}/health/live", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("the server did not start")
+                return False
+
+        wait_until_sync(live, timeout=30, what="the server to start", interval=0.1)
         yield Server(url=base, dialect=dialect, admin_totp=pyotp.TOTP(secret))
     finally:
         if process is not None:
             process.terminate()
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=deadline(20))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -192,7 +190,7 @@ class Pages:
         options = dict(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2) \
             if phone else dict(viewport=DESKTOP)
         context = self.browser.new_context(base_url=self.server.url, **options)
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(deadline(15) * 1000)
         self.contexts.append(context)
         page = context.new_page()
         page.problems = []  # type: ignore[attr-defined]

@@ -150,3 +150,13 @@ async def test_an_untrusted_certificate_is_refused(smtp_server) -> None:  # noqa
     with pytest.raises(EmailDeliveryError):
         await provider(port, Path("/nonexistent"), smtp_ca_file=None).send(email())
     assert inbox.messages == []
+
+
+async def test_a_resent_message_keeps_its_message_id(smtp_server) -> None:  # noqa: ANN001
+    """A send repeated after a crash carries the same Message-ID, derived from the outbox
+    message's id, so receivers can drop the duplicate."""
+    inbox, port, cert = smtp_server
+    first = await provider(port, cert).send(email())
+    again = await provider(port, cert).send(email())
+    assert first == again == "<0b4f9b0c-6a55-4f0e-9d43-1f7c1d1b2e01@tutorapp.test>"
+    assert [m["Message-ID"] for _, _, m in inbox.messages] == [first, first]

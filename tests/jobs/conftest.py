@@ -12,6 +12,7 @@ from dbos import DBOS
 from fastapi import FastAPI
 
 from tests.conftest import make_settings
+from tests.waiting import deadline
 from tutorapp.config import Settings
 from tutorapp.jobs import engine
 
@@ -47,15 +48,20 @@ class Worker:
         await asyncio.to_thread(engine.start_worker, self.settings)
         return self.settings
 
-    async def stop(self) -> None:
-        # Let a run still in flight (a cron tick, say) end first: destroying DBOS under
-        # it would leave an unfinished coroutine behind for the next test to trip on.
-        await asyncio.to_thread(engine.stop_worker, drain_seconds=10)
+    async def stop(self, drain_seconds: int | None = None) -> None:
+        """Let a run still in flight (a cron tick, say) end first, by default: destroying
+        DBOS under it would leave an unfinished coroutine behind for the next test to
+        trip on. `drain_seconds=0` kills the runs in flight, as a crash would."""
+        if drain_seconds is None:
+            drain_seconds = round(deadline(10))
+        await asyncio.to_thread(engine.stop_worker, drain_seconds=drain_seconds)
         engine.release_event_loop_executor()
 
     async def result(self, workflow_id: str, timeout: float = 30) -> Any:
+        """The run's result once it ended (within the scaled `timeout`)."""
         handle = await DBOS.retrieve_workflow_async(workflow_id)
-        return await asyncio.wait_for(handle.get_result(polling_interval_sec=0.02), timeout)
+        return await asyncio.wait_for(handle.get_result(polling_interval_sec=0.02),
+                                      deadline(timeout))
 
     async def status(self, workflow_id: str) -> str:
         handle = await DBOS.retrieve_workflow_async(workflow_id, existing_workflow=False)

@@ -3,7 +3,6 @@ retried, failures are kept, delayed runs wait, usage is metered."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from tests.jobs.conftest import Worker
+from tests.waiting import wait_until
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
 from tutorapp.jobs import engine, usage
@@ -159,13 +159,12 @@ async def test_a_delayed_run_waits_until_due(running: Worker) -> None:
 async def test_runs_and_steps_are_metered(running: Worker, db: Database) -> None:
     wid = await enqueue("test.flaky", "k-meter", 1, key="meter")
     await running.result(wid)
-    await asyncio.sleep(0)  # metering is written as the run ends
-    for _ in range(100):
+
+    async def metered() -> int:  # written as the run ends, just after its result
         async with db.session() as session:
-            used = await usage.get(session, usage.JOB_STEPS, usage.month(utcnow()))
-        if used:
-            break
-        await asyncio.sleep(0.05)
+            return await usage.get(session, usage.JOB_STEPS, usage.month(utcnow()))
+
+    used = await wait_until(metered, timeout=10, what="the run's usage")
     # one run + two attempts of its step (each attempt counts, as on Inngest)
     assert used == 3
 

@@ -213,3 +213,31 @@ async def test_suppressions_are_unique_per_address(db: Database) -> None:
     async with db.session() as session:
         rows = (await session.scalars(select(EmailSuppression))).all()
     assert [(r.address, r.reason) for r in rows] == [("a@example.org", SuppressionReason.manual)]
+
+
+async def test_a_message_is_claimed_by_one_run_before_it_is_sent(
+    db: Database, settings  # noqa: ANN001
+) -> None:
+    """The claim marks the message `sending` for one run: another run is refused, and the
+    claiming run asking again (its claim step re-ran after a crash) neither counts the
+    send twice nor loses the claim."""
+    message = await queue_email(db)
+    async with db.unit_of_work() as session:
+        first = await service.claim_for_delivery(session, settings, message.id, run_id="run-a")
+    assert first["outcome"] == "send"
+    claimed = await reload(db, message.id)
+    assert (claimed.status, claimed.claimed_by, claimed.attempts) == (
+        EmailStatus.sending, "run-a", 1)
+    assert claimed.claimed_at is not None
+    async with db.unit_of_work() as session:
+        other = await service.claim_for_delivery(session, settings, message.id, run_id="run-b")
+    assert other == {"outcome": "skip"}
+    async with db.unit_of_work() as session:
+        again = await service.claim_for_delivery(session, settings, message.id, run_id="run-a")
+    assert again == first
+    assert (await reload(db, message.id)).attempts == 1
+    assert await sent_today(db) == (1, 1)
+    async with db.unit_of_work() as session:
+        await service.mark_sent(session, message.id, provider="smtp", provider_message_id="<x>")
+    sent = await reload(db, message.id)
+    assert (sent.status, sent.provider_message_id) == (EmailStatus.sent, "<x>")

@@ -21,8 +21,10 @@ ran out of retries ends in DBOS status ERROR and stays listed (`tutorapp jobs`).
 Processes: a *worker* launches DBOS and runs workflows. Any other process (a web
 process in scale mode, the CLI) enqueues through a `DBOSClient` on the same system
 database. Each worker has an executor id and a lease renewed by heartbeats in
-`job_workers`; when a lease runs out, a surviving worker re-enqueues the dead one's
-unfinished workflows (DBOS's recovery is idempotent: the first dequeue wins).
+`job_workers`; when a lease runs out, a surviving worker puts the dead one's
+unfinished workflows back on their queues (`lease.py`), also when the dead worker
+ran an older release: every run records the application version of the worker that
+runs it (`TUTORAPP_JOBS_APPLICATION_VERSION`, one per release).
 """
 
 from __future__ import annotations
@@ -145,14 +147,22 @@ async def _counted(body: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any)
     token = _step_count.set(counter)
     try:
         return await body(*args, **kwargs)
+    except asyncio.CancelledError:
+        counter.clear()  # the worker stops under it: the run is recovered and metered then
+        raise
     finally:
         _step_count.reset(token)
-        try:
-            from tutorapp.jobs import usage
+        if counter:
+            await _meter(counter[0])
 
-            await usage.add_steps(counter[0])
-        except Exception:  # metering must never fail a job
-            log.exception("could not record job step usage")
+
+async def _meter(steps: int) -> None:
+    try:
+        from tutorapp.jobs import usage
+
+        await usage.add_steps(steps)
+    except Exception:  # metering must never fail a job
+        log.exception("could not record job step usage")
 
 
 def describe_error(exc: BaseException) -> str:
@@ -234,8 +244,8 @@ class Runtime:
     executor_id: str | None = None
     _client: DBOSClient | None = None
     _client_url: str | None = None
-    _databases: dict[int, tuple[asyncio.AbstractEventLoop, Database]] = field(
-        default_factory=dict
+    _databases: dict[int, tuple[asyncio.AbstractEventLoop, Database, asyncio.Task[None]]] = (
+        field(default_factory=dict)
     )
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _lease_stop: threading.Event | None = None
@@ -265,11 +275,15 @@ class Runtime:
             return self._client
 
     def database(self) -> Database:
-        """The application database, for job code running on the current event loop."""
+        """The application database, for job code running on the current event loop.
+
+        Its pools close on that loop: when the loop shuts down (DBOS cancels every task
+        of its loop as it is destroyed, after the drain), or at `stop_worker`."""
         loop = asyncio.get_running_loop()
         entry = self._databases.get(id(loop))
         if entry is None or entry[0] is not loop:
-            entry = (loop, Database(self.settings))
+            database = Database(self.settings)
+            entry = (loop, database, loop.create_task(_dispose_when_cancelled(database)))
             self._databases[id(loop)] = entry
         return entry[1]
 
@@ -278,6 +292,18 @@ class Runtime:
             if self._client is not None:
                 self._client.destroy()
                 self._client = None
+
+
+async def _dispose_when_cancelled(database: Database) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await database.dispose()
+
+
+async def _close_database(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 runtime = Runtime()
@@ -345,9 +371,18 @@ def default_executor_id(settings: Settings) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+def application_version(settings: Settings) -> str:
+    """The release recorded on each run. DBOS dequeues a run only on a worker of the
+    version it was started on; `lease.py` moves a dead worker's runs to the new one."""
+    import tutorapp
+
+    return settings.jobs_application_version or f"{APP_NAME}-{tutorapp.__version__}"
+
+
 def dbos_config(settings: Settings, executor_id: str) -> DBOSConfig:
     config: DBOSConfig = {
         "name": APP_NAME,
+        "application_version": application_version(settings),
         "system_database_url": settings.jobs_system_database_url,
         "dbos_system_schema": settings.jobs_database_schema,
         "executor_id": executor_id,
@@ -378,6 +413,9 @@ def start_worker(settings: Settings, *, executor_id: str | None = None) -> str:
     DBOS(config=dbos_config(settings, executor))
     try:
         DBOS.launch()
+        # The release started last takes new (unversioned) work, also when it is an
+        # older one coming back (a rollback): DBOS would keep the newest name in charge.
+        DBOS.set_latest_application_version(application_version(settings))
         for fn in FUNCTIONS.values():
             limiter = fn.limiter(settings)
             DBOS.register_queue(
@@ -401,7 +439,8 @@ def start_worker(settings: Settings, *, executor_id: str | None = None) -> str:
 
     runtime._lease_stop = threading.Event()
     runtime._lease_thread = threading.Thread(
-        target=lease.run, args=(settings, executor, runtime._lease_stop),
+        target=lease.run,
+        args=(settings, executor, application_version(settings), runtime._lease_stop),
         name="tutorapp-jobs-lease", daemon=True,
     )
     runtime._lease_thread.start()
@@ -410,27 +449,39 @@ def start_worker(settings: Settings, *, executor_id: str | None = None) -> str:
 
 
 def stop_worker(*, drain_seconds: int = 0) -> None:
-    """Stop running workflows here. Unfinished ones stay PENDING and are recovered
-    (by this executor id on restart, or by another worker once the lease ends)."""
+    """Stop running workflows here, letting those in flight finish for up to
+    `drain_seconds`. Unfinished ones stay PENDING and are recovered (by this executor
+    id on restart, or by another worker once this one is marked stopped, which happens
+    only after the drain, so no one takes over a run that is still finishing here)."""
     if not runtime.launched:
         return
+    if drain_seconds and not _has_runs_in_flight(runtime.executor_id):
+        drain_seconds = 0  # DBOS's drain waits at least a second
+    DBOS.destroy(workflow_completion_timeout_sec=drain_seconds)
+    # Close the pools of job code that ran on loops that still run (DBOS's own loop
+    # closed them as it shut down).
+    for loop, _database, task in list(runtime._databases.values()):
+        if loop.is_running() and not task.done():
+            try:
+                asyncio.run_coroutine_threadsafe(_close_database(task), loop).result(timeout=10)
+            except Exception:
+                log.exception("could not close a job database pool")
+    runtime._databases.clear()
     if runtime._lease_stop is not None:
         runtime._lease_stop.set()
     if runtime._lease_thread is not None:
         runtime._lease_thread.join(timeout=30)
-    if drain_seconds:
-        _wait_for_active_workflows(drain_seconds)
-    # Close the job code's connection pools on the loop that opened them, while it runs.
-    for loop, database in list(runtime._databases.values()):
-        if loop.is_running():
-            try:
-                asyncio.run_coroutine_threadsafe(database.dispose(), loop).result(timeout=10)
-            except Exception:
-                log.exception("could not close a job database pool")
-    runtime._databases.clear()
-    DBOS.destroy()
     runtime.launched = False
     runtime.executor_id = None
+
+
+def _has_runs_in_flight(executor_id: str | None) -> bool:
+    try:
+        return bool(runtime.client().list_workflows(
+            status="PENDING", executor_id=executor_id, load_input=False, load_output=False,
+            limit=1))
+    except Exception:
+        return True
 
 
 def release_event_loop_executor() -> None:
@@ -439,17 +490,6 @@ def release_event_loop_executor() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
-
-
-def _wait_for_active_workflows(seconds: float) -> None:
-    import time
-
-    from dbos._dbos import _get_dbos_instance
-
-    deadline = time.monotonic() + seconds
-    active = _get_dbos_instance()._active_workflows_set
-    while active.activeList() and time.monotonic() < deadline:
-        time.sleep(0.1)
 
 
 # --- enqueueing -------------------------------------------------------------------
@@ -465,7 +505,8 @@ async def enqueue(
     """Start a function now (or at `at` / after `delay` seconds); returns the run id.
 
     With a `key`, the run id is `<function>:<key>` and enqueueing the same key again
-    returns the existing run: it never runs twice.
+    returns the existing run: it never runs twice. Called from a function's body (not
+    from inside a step), the enqueue is checkpointed with the run.
     """
     if at is not None:
         delay = max(0.0, (at - utcnow()).total_seconds())
@@ -474,8 +515,13 @@ async def enqueue(
         options["workflow_id"] = workflow_id(function_name, key)
     if delay:
         options["delay_seconds"] = delay
-    # Always through the client: the same row whether called from a request, a CLI
-    # or a running function (where a keyed enqueue is idempotent on replay).
+    if DBOS.workflow_id is not None and DBOS.step_id is None:
+        # From a function's body: DBOS records the enqueue in the run's history (a
+        # child run), so a re-run after a crash replays it: never lost, never doubled.
+        # A failure raises and fails the run, visibly, instead of being swallowed.
+        handle = await DBOS.enqueue_workflow_with_options_async(options, *args)
+        return handle.get_workflow_id()
+    # Elsewhere (a request, the CLI, inside a step) through the client: the same row.
     client = runtime._client or await asyncio.to_thread(runtime.client)
     handle = await client.enqueue_async(options, *args)
     return handle.get_workflow_id()

@@ -35,6 +35,7 @@ class Run:
     completed_at: datetime | None
     duration_seconds: float | None
     executor_id: str | None
+    version: str | None  # the release of the worker that runs (or ran) it
     last_error: str | None
 
     def as_dict(self) -> dict[str, Any]:
@@ -44,7 +45,7 @@ class Run:
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
             "duration_seconds": self.duration_seconds, "executor_id": self.executor_id,
-            "last_error": self.last_error,
+            "version": self.version, "last_error": self.last_error,
         }
 
 
@@ -57,7 +58,7 @@ def _iso(epoch_ms: int | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def _run(status: WorkflowStatus, attempts: dict[str, int]) -> Run:
+def _run(status: WorkflowStatus) -> Run:
     created = _time(status.created_at)
     completed = _time(status.completed_at) if status.status in TERMINAL else None
     if completed is None and status.status in TERMINAL:
@@ -69,26 +70,10 @@ def _run(status: WorkflowStatus, attempts: dict[str, int]) -> Run:
         error = describe_error(status.error)
     return Run(
         id=status.workflow_id, function=status.name, status=status.status,
-        attempts=attempts.get(status.workflow_id, 1), created_at=created, completed_at=completed,
+        attempts=max(1, status.recovery_attempts or 0), created_at=created, completed_at=completed,
         duration_seconds=round(duration, 3) if duration is not None else None,
-        executor_id=status.executor_id, last_error=error,
+        executor_id=status.executor_id, version=status.app_version, last_error=error,
     )
-
-
-def _recovery_attempts(ids: list[str]) -> dict[str, int]:
-    """DBOS counts how often each run was started; its listing does not return it."""
-    if not ids:
-        return {}
-    import sqlalchemy as sa
-
-    sys_db = runtime.client()._sys_db
-    table = sys_db.tables.workflow_status
-    with sys_db.engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(table.c.workflow_uuid, table.c.recovery_attempts)
-            .where(table.c.workflow_uuid.in_(ids))
-        ).all()
-    return {row[0]: max(1, int(row[1] or 0)) for row in rows}
 
 
 async def list_runs(
@@ -99,8 +84,7 @@ async def list_runs(
         limit=limit, sort_desc=True, status=status.upper() if status else None, name=function,
         load_input=False, load_output=True,
     )
-    attempts = await asyncio.to_thread(_recovery_attempts, [s.workflow_id for s in statuses])
-    return [_run(s, attempts) for s in statuses]
+    return [_run(s) for s in statuses]
 
 
 async def get_run(run_id: str) -> tuple[Run, list[dict[str, Any]]]:
@@ -108,9 +92,8 @@ async def get_run(run_id: str) -> tuple[Run, list[dict[str, Any]]]:
     found = await client.list_workflows_async(workflow_ids=[run_id], load_input=False)
     if not found:
         raise RunNotFound(f"No job run {run_id!r}.")
-    attempts = await asyncio.to_thread(_recovery_attempts, [run_id])
     steps = await client.list_workflow_steps_async(run_id)
-    return _run(found[0], attempts), [
+    return _run(found[0]), [
         {
             "step": s["function_id"], "name": s["function_name"],
             "error": None if s["error"] is None else describe_error(s["error"]),

@@ -7,6 +7,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from dbos import DBOS
+
 from tutorapp.config import Settings
 from tutorapp.integrations.email import get_provider
 from tutorapp.integrations.email.base import OutgoingEmail
@@ -27,9 +29,10 @@ def vendor_rate_limit(settings: Settings) -> RateLimit | None:
     return RateLimit(limit=max(1, round(rate)), period=max(1.0, round(rate)) / rate)
 
 
-async def _claim(message_id: str) -> dict[str, Any]:
+async def _claim(message_id: str, run_id: str) -> dict[str, Any]:
     async with runtime.database().unit_of_work() as session:
-        return await service.claim_for_delivery(session, runtime.settings, uuid.UUID(message_id))
+        return await service.claim_for_delivery(session, runtime.settings, uuid.UUID(message_id),
+                                                run_id=run_id)
 
 
 async def _send(email: dict[str, Any]) -> dict[str, str]:
@@ -58,11 +61,13 @@ def delivery_concurrency(settings: Settings) -> int:
 @function("email.deliver", concurrency=delivery_concurrency, rate_limit=vendor_rate_limit)
 async def deliver(message_id: str) -> str:
     """Deliver one queued EmailMessage through the configured provider. Safe to run
-    twice: a message that is no longer queued is skipped, and the provider step is
-    checkpointed (Resend also dedupes by the message id)."""
+    twice: the message is claimed by this run before the send, so another run skips
+    it, and the provider step is checkpointed. A send in flight when the worker died
+    is repeated on recovery: Resend dedupes it by the message id, SMTP receivers by
+    the Message-ID derived from it."""
     # Database steps retry too: a busy SQLite writer lock or a dropped connection
     # passes; each of them is idempotent.
-    claim = await step("email.claim", _claim, message_id, retry=True)
+    claim = await step("email.claim", _claim, message_id, DBOS.workflow_id, retry=True)
     if claim["outcome"] != "send":
         return claim["outcome"]
     try:

@@ -15,6 +15,7 @@ from tutorapp.core.models import Entity
 
 class EmailStatus(enum.StrEnum):
     queued = "queued"        # stored with the transaction that caused it
+    sending = "sending"      # claimed by one delivery run, handed to the provider next
     sent = "sent"            # handed to the provider (the outbox provider keeps it here)
     failed = "failed"        # the provider refused it for good, or retries ran out
     suppressed = "suppressed"  # the address bounced or complained earlier
@@ -47,6 +48,9 @@ class EmailMessage(Entity):
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The delivery run (DBOS workflow id) that claimed it: only that run sends it.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
 
 
 class SuppressionReason(enum.StrEnum):

@@ -147,17 +147,25 @@ def next_utc_midnight(now: datetime) -> datetime:
 
 
 async def claim_for_delivery(
-    session: AsyncSession, settings: Settings, message_id: uuid.UUID
+    session: AsyncSession, settings: Settings, message_id: uuid.UUID, *, run_id: str
 ) -> dict[str, Any]:
-    """Decide what to do with a queued message: `send` (its content is returned and
-    the send is counted against today's cap), `suppressed`, `deferred` (past the
-    daily cap: due at the next UTC midnight), `later` (not due), `skip` (not queued).
+    """Decide what the delivery run `run_id` does with a message, and claim it first.
+
+    `send`: the message is now `sending`, claimed by this run (its content is returned
+    and the send is counted against today's cap); `suppressed`; `deferred` (past the
+    daily cap: due at the next UTC midnight); `later` (not due); `skip` (sent, failed,
+    or claimed by another run). The same run asking again (its claim step ran but its
+    checkpoint was lost in a crash) gets the same answer without a second count.
     """
     query = select(EmailMessage).where(EmailMessage.id == message_id)
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update()
     message = await session.scalar(query)
-    if message is None or message.status != EmailStatus.queued:
+    if message is None:
+        return {"outcome": "skip"}
+    if message.status == EmailStatus.sending and message.claimed_by == run_id:
+        return _send_claimed(settings, message)
+    if message.status != EmailStatus.queued:
         return {"outcome": "skip"}
     now = utcnow()
     if message.send_after is not None and message.send_after > now:
@@ -175,9 +183,17 @@ async def claim_for_delivery(
         await usage.increment(session, usage.EMAILS_SENT, usage.day(now))
     await usage.increment(session, usage.EMAILS_SENT, usage.month(now))
     message.attempts += 1
+    message.status = EmailStatus.sending
+    message.claimed_by = run_id
+    message.claimed_at = now
+    return _send_claimed(settings, message)
+
+
+def _send_claimed(settings: Settings, message: EmailMessage) -> dict[str, Any]:
+    assert message.claimed_at is not None
     return {
         "outcome": "send",
-        "day": usage.day(now),
+        "day": usage.day(message.claimed_at),
         "email": {
             "id": str(message.id), "sender": settings.email_from, "to": message.to_address,
             "subject": message.subject, "html": message.html, "text": message.text,
@@ -191,7 +207,7 @@ async def mark_sent(
 ) -> None:
     message = await session.get(EmailMessage, message_id)
     # `failed` too: an operator retried a run whose earlier attempt gave up.
-    if message is None or message.status not in (EmailStatus.queued, EmailStatus.failed):
+    if message is None or message.status not in (EmailStatus.sending, EmailStatus.failed):
         return
     message.status = EmailStatus.sent
     message.sent_at = utcnow()
@@ -206,7 +222,7 @@ async def mark_failed(
     """The provider refused the message or retries ran out: it was not sent, so it
     gives back the quota it took."""
     message = await session.get(EmailMessage, message_id)
-    if message is None or message.status != EmailStatus.queued:
+    if message is None or message.status != EmailStatus.sending:
         return
     message.status = EmailStatus.failed
     message.last_error = error[:2000]

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tutorapp.core.time import utcnow
-from tutorapp.jobs.engine import enqueue_after_commit, function, runtime, step
+from tutorapp.jobs.engine import enqueue, function, runtime, step, workflow_id
 from tutorapp.scheduling import bookings, notices
 from tutorapp.scheduling.models import Booking, BookingStatus
+
+log = logging.getLogger("tutorapp.scheduling.jobs")
+REMIND = "booking.remind"
+# The sweep re-derives the reminders of lessons starting within this window; later
+# lessons' reminders are re-derived by a later sweep, long before they are due.
+SWEEP_AHEAD = notices.REMINDERS["24h"] + timedelta(days=1)
+# A reminder whose time passed this recently (no worker ran then) is still sent.
+SWEEP_LOOKBACK = timedelta(minutes=30)
+SWEEP_BATCH = 5000
 
 
 async def _release_expired_holds() -> int:
@@ -26,15 +37,22 @@ async def release_holds(scheduled_at: datetime) -> int:
 
 async def _notify(kind: str, booking_id: str) -> int:
     async with runtime.database().unit_of_work() as session:
-        sent = await notices.send_notice(session, runtime.settings, uuid.UUID(booking_id), kind)
+        return await notices.send_notice(session, runtime.settings, uuid.UUID(booking_id), kind)
+
+
+async def _plan_reminders(booking_id: str) -> list[dict[str, str]]:
+    async with runtime.database().session() as session:
         booking = await session.get(Booking, uuid.UUID(booking_id))
-        if booking is not None and booking.status == BookingStatus.confirmed:
-            for label, at in notices.reminder_times(booking, utcnow()).items():
-                enqueue_after_commit(
-                    session, "booking.remind", booking_id, booking.start_at.isoformat(), label,
-                    key=notices.reminder_key(booking, label), at=at,
-                )
-    return sent
+        if booking is None or booking.status != BookingStatus.confirmed:
+            return []
+        return notices.planned_reminders(booking, utcnow())
+
+
+async def _schedule(reminders: list[dict[str, str]]) -> None:
+    """Enqueue each reminder from the function's body: checkpointed with the run."""
+    for reminder in reminders:
+        await enqueue(REMIND, reminder["booking_id"], reminder["start"], reminder["label"],
+                      key=reminder["key"], at=datetime.fromisoformat(reminder["at"]))
 
 
 @function("booking.notify", on=["booking.confirmed", "booking.cancelled", "booking.rescheduled"],
@@ -43,7 +61,10 @@ async def notify(event: dict[str, Any]) -> int:
     """Tell the student, the parent who booked and the tutor (with the `.ics`), and
     schedule the reminders of a confirmed lesson's current start time."""
     kind = event["name"].removeprefix("booking.")
-    return await step("booking.send_notice", _notify, kind, str(event["data"]["booking_id"]))
+    booking_id = str(event["data"]["booking_id"])
+    sent = await step("booking.send_notice", _notify, kind, booking_id)
+    await _schedule(await step("booking.plan_reminders", _plan_reminders, booking_id))
+    return sent
 
 
 async def _remind(booking_id: str, start: str, label: str) -> bool:
@@ -52,7 +73,41 @@ async def _remind(booking_id: str, start: str, label: str) -> bool:
                                            start, label)
 
 
-@function("booking.remind", concurrency=5)
+@function(REMIND, concurrency=5)
 async def remind(booking_id: str, start: str, label: str) -> bool:
     """24 h and 1 h before a lesson; skipped when it was cancelled or moved since."""
     return await step("booking.send_reminder", _remind, booking_id, start, label)
+
+
+async def _reminders_due() -> list[dict[str, str]]:
+    now = utcnow()
+    async with runtime.database().session() as session:
+        upcoming = await notices.confirmed_starting_between(session, now, now + SWEEP_AHEAD,
+                                                            limit=SWEEP_BATCH)
+        return [reminder for booking in upcoming
+                for reminder in notices.planned_reminders(booking, now, since=now - SWEEP_LOOKBACK)]
+
+
+async def _missing(reminders: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The reminders that have no run (whatever its state: a sent one is not resent)."""
+    if not reminders:
+        return []
+    client = runtime._client or await asyncio.to_thread(runtime.client)
+    ids = {workflow_id(REMIND, r["key"]): r for r in reminders}
+    found = await client.list_workflows_async(workflow_ids=list(ids), load_input=False,
+                                              load_output=False)
+    known = {status.workflow_id for status in found}
+    return [reminder for wid, reminder in ids.items() if wid not in known]
+
+
+@function("booking.sweep_reminders", cron="*/10 * * * *", concurrency=1)
+async def sweep_reminders(scheduled_at: datetime) -> int:
+    """Every 10 minutes: re-derive the reminders of upcoming confirmed lessons from the
+    bookings and start those that have no run (their planning was lost, or a worker
+    was down when it was due); returns how many it started."""
+    reminders = await step("booking.reminders_due", _reminders_due)
+    missing = await step("booking.missing_reminders", _missing, reminders)
+    await _schedule(missing)
+    if missing:
+        log.warning("re-derived %d lost lesson reminders", len(missing))
+    return len(missing)

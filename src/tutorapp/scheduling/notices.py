@@ -1,9 +1,11 @@
 """Booking emails: notices of each change (with the lesson's `.ics`) and reminders.
 
 Reminders are scheduled for a booking's start time at the moment it is confirmed or
-moved, keyed by that start. When one fires it reloads the booking and sends only if
-the lesson is still confirmed at that same start: a cancelled lesson gets none, a
-moved one gets the reminders scheduled for its new time.
+moved (by the `booking.notify` run, whose enqueue is checkpointed), keyed by that
+start, and re-derived from the bookings by the `booking.sweep_reminders` sweep should
+one be missing. When one fires it reloads the booking and sends only if the lesson
+is still confirmed at that same start: a cancelled lesson gets none, a moved one gets
+the reminders scheduled for its new time.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import User
@@ -75,14 +78,44 @@ async def send_notice(session: AsyncSession, settings: Settings, booking_id: uui
                        reason=booking.cancel_reason)
 
 
-def reminder_times(booking: Booking, now: datetime) -> dict[str, datetime]:
-    """When each reminder of this booking's current start is due (only future ones)."""
-    return {label: booking.start_at - before for label, before in REMINDERS.items()
-            if booking.start_at - before > now}
+def reminder_times(booking: Booking, now: datetime, *,
+                   since: datetime | None = None) -> dict[str, datetime]:
+    """When each reminder of this booking's current start is due: the future ones and,
+    with `since`, the latest one that fell due between `since` and `now` (missed while
+    no worker ran; due now) if the lesson has not begun and it fell due after the
+    booking last changed (a lesson booked 30 minutes ahead gets no "1 hour" reminder)."""
+    due = {label: booking.start_at - before for label, before in REMINDERS.items()}
+    times = {label: at for label, at in due.items() if at > now}
+    if since is not None and booking.start_at > now:
+        changed = booking.updated_at
+        missed = [(at, label) for label, at in due.items()
+                  if max(since, changed) <= at <= now]
+        if missed:
+            times[max(missed)[1]] = now
+    return times
 
 
 def reminder_key(booking: Booking, label: str) -> str:
     return f"{booking.id}:{booking.start_at.isoformat()}:{label}"
+
+
+def planned_reminders(booking: Booking, now: datetime, *,
+                      since: datetime | None = None) -> list[dict[str, str]]:
+    """The reminder runs this booking should have (JSON-like, for a job step)."""
+    return [
+        {"booking_id": str(booking.id), "start": booking.start_at.isoformat(), "label": label,
+         "at": at.isoformat(), "key": reminder_key(booking, label)}
+        for label, at in reminder_times(booking, now, since=since).items()
+    ]
+
+
+async def confirmed_starting_between(session: AsyncSession, start: datetime, end: datetime, *,
+                                     limit: int) -> list[Booking]:
+    return list(await session.scalars(
+        select(Booking).where(Booking.status == BookingStatus.confirmed,
+                              Booking.start_at > start, Booking.start_at <= end)
+        .order_by(Booking.start_at).limit(limit)
+    ))
 
 
 async def send_reminder(session: AsyncSession, settings: Settings, booking_id: uuid.UUID,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import parseaddr
 
 import aiosmtplib
 
@@ -12,13 +12,20 @@ from tutorapp.config import Settings
 from tutorapp.integrations.email.base import EmailDeliveryError, EmailRejected, OutgoingEmail
 
 
-def build_message(email: OutgoingEmail, *, domain: str | None = None) -> EmailMessage:
+def message_id(email: OutgoingEmail, fallback_domain: str) -> str:
+    """`<outbox message id@sender's domain>`: the same for every send of one outbox
+    message, so a send repeated after a crash is recognised as a duplicate by
+    receivers (RFC 5322 3.6.4)."""
+    domain = parseaddr(email.sender)[1].rpartition("@")[2] or fallback_domain
+    return f"<{email.id}@{domain}>"
+
+
+def build_message(email: OutgoingEmail, *, domain: str = "localhost") -> EmailMessage:
     message = EmailMessage()
     message["From"] = email.sender
     message["To"] = email.to
     message["Subject"] = email.subject
-    # A stable Message-ID per outbox row lets receivers spot a re-sent duplicate.
-    message["Message-ID"] = make_msgid(idstring=email.id, domain=domain)
+    message["Message-ID"] = message_id(email, domain)
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     for attachment in email.attachments:
