@@ -18,7 +18,7 @@ from tutorapp.billing import api as billing_api
 from tutorapp.billing import pages as billing_pages
 from tutorapp.config import Settings, get_settings
 from tutorapp.core import pages as core_pages
-from tutorapp.core.db import Database
+from tutorapp.core.db import Database, install_database_errors
 from tutorapp.core.errors import install_error_handlers
 from tutorapp.core.logging import configure_logging
 from tutorapp.core.middleware import (
@@ -28,6 +28,7 @@ from tutorapp.core.middleware import (
     SecurityHeadersMiddleware,
 )
 from tutorapp.core.ratelimit import RateLimiter
+from tutorapp.core.security import configure_password_hashing
 from tutorapp.core.templating import STATIC_DIR, create_templates
 from tutorapp.gotrue import install as install_gotrue
 from tutorapp.jobs import api as jobs_api
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.templates = create_templates(settings)
     install_error_handlers(app)
+    install_database_errors(app)
+    configure_password_hashing(settings.password_hash_threads)
 
     routers = [
         ops_api.health, ops_api.router, tutors_api.router, scheduling_api.router,

@@ -110,7 +110,7 @@ def migrate(
         migrations.downgrade(settings, revision or "-1")
 
     async def show() -> tuple[str, ...]:
-        engine = create_engine(settings, settings.database_url, writer=False)
+        engine = create_engine(settings, settings.database_url, writer=False, name="cli")
         try:
             return await migrations.current_revisions(engine)
         finally:
@@ -145,7 +145,7 @@ def seed(
         raise typer.Exit(2)
 
     async def run() -> str | None:
-        database = Database(settings)
+        database = Database(settings, name="cli", pool_size=2, max_overflow=0)
         try:
             if if_empty and not await is_empty(database):
                 return None
@@ -192,7 +192,7 @@ def totp(email: str) -> None:
         raise typer.Exit(2)
 
     async def secret() -> str | None:
-        database = Database(settings)
+        database = Database(settings, name="cli", pool_size=2, max_overflow=0)
         try:
             async with database.session() as session:
                 user = await session.scalar(select(User).where(User.email == email.lower()))
@@ -222,7 +222,7 @@ def check() -> None:
     table.add_row("settings", "[green]ok", f"database {redacted(settings.database_url)}")
 
     async def probe() -> list:
-        database = Database(settings)
+        database = Database(settings, name="cli", pool_size=2, max_overflow=0)
         try:
             return await readiness(database)
         finally:

@@ -102,14 +102,36 @@ class Settings(BaseSettings):
     # --- data ---
     database_url: str = DEFAULT_DATABASE_URL
     database_replica_urls: CommaList = Field(default_factory=list)
-    database_pool_size: int = Field(default=10, ge=1)
-    database_max_overflow: int = Field(default=10, ge=0)
-    database_pool_timeout: float = Field(default=30.0, gt=0)
+    database_pool_size: int = Field(
+        default=10, ge=1, description="connections each web process keeps per database engine"
+    )
+    database_max_overflow: int = Field(
+        default=10, ge=0, description="extra connections a web process opens under load"
+    )
+    database_pool_timeout: float = Field(
+        default=30.0, gt=0,
+        description="seconds a request waits for a free connection before answering 503",
+    )
+    database_connect_timeout: float = Field(
+        default=5.0, gt=0, description="seconds to open a PostgreSQL connection before 503"
+    )
+    database_lock_timeout_ms: int = Field(
+        default=5000, ge=0,
+        description="PostgreSQL `lock_timeout`: a row-lock wait longer than this answers 503 "
+        "(0: wait forever)",
+    )
     database_pgbouncer: bool = Field(
         default=False, description="connect through pgBouncer in transaction mode"
     )
     database_echo: bool = False
-    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    sqlite_busy_timeout_ms: int = Field(
+        default=5000, ge=0,
+        description="SQLite: how long a writer waits for the write lock before answering 503",
+    )
+    sqlite_min_free_mb: int = Field(
+        default=64, ge=0,
+        description="SQLite: `/health/ready` answers 503 (`disk`) below this much free space",
+    )
     redis_url: str | None = None
     redis_key_prefix: str = Field(default="tutorapp", description="namespace of our Redis keys")
 
@@ -162,6 +184,10 @@ class Settings(BaseSettings):
         description="where /auth/v1 may redirect after a link (`redirect_to`), besides "
         "`public_url`; a trailing `*` matches a prefix",
     )
+    password_hash_threads: int = Field(
+        default=2, ge=1,
+        description="argon2 hashes computed at once per process (in threads, off the event loop)",
+    )
 
     # --- background jobs (DBOS Transact) ---
     jobs_database_url: str | None = Field(
@@ -170,6 +196,11 @@ class Settings(BaseSettings):
         "database, or the app's PostgreSQL database (schema `jobs_database_schema`)",
     )
     jobs_database_schema: str = "dbos"
+    jobs_pool_size: int = Field(
+        default=5, ge=1,
+        description="connections a job worker keeps to the app database and to DBOS's "
+        "system database (each)",
+    )
     jobs_embedded_worker: bool | None = Field(
         default=None,
         description="run workflows inside `tutorapp serve`; default: on, off in the test profile",

@@ -222,7 +222,7 @@ async def update_me(body: ProfileUpdate, principal: CurrentPrincipal, db: Sessio
 async def delete_me(body: ReauthIn, principal: CurrentPrincipal, request: Request,
                     db: SessionDep) -> Response:
     """Delete the account: personal data erased, accounting rows kept anonymised."""
-    sessions.check_current_password(principal.user, body.current_password)
+    await sessions.check_current_password(principal.user, body.current_password)
     await service.delete_account(db, principal.user, ip=client_of(request).ip)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -238,7 +238,7 @@ async def change_password(body: ChangePasswordIn, principal: CurrentPrincipal, r
                           db: SessionDep, settings: SettingsDep) -> TokensOut:
     """Re-authenticate with the current password, set a new one; the session gets a
     new id, and `sign_out_others` ends every other session."""
-    sessions.check_current_password(principal.user, body.current_password)
+    await sessions.check_current_password(principal.user, body.current_password)
     client = client_of(request)
     await sessions.set_password(db, principal.user, body.new_password, client=client)
     tokens = await sessions.reauthenticated(db, settings, principal.user, principal.session,
@@ -250,7 +250,7 @@ async def change_password(body: ChangePasswordIn, principal: CurrentPrincipal, r
 async def change_email(body: ChangeEmailIn, principal: CurrentPrincipal, db: SessionDep,
                        settings: SettingsDep) -> MessageOut:
     """Re-authenticate, then confirm the new address from the link sent to it."""
-    sessions.check_current_password(principal.user, body.current_password)
+    await sessions.check_current_password(principal.user, body.current_password)
     await service.request_email_change(db, settings, principal.user, body.new_email)
     if body.sign_out_others:
         await sessions.revoke_user_sessions(db, principal.id, keep=principal.session.id,
@@ -279,7 +279,7 @@ async def revoke_session(session_id: uuid.UUID, principal: CurrentPrincipal,
 async def enroll_totp(body: ReauthIn, principal: CurrentPrincipal, db: SessionDep,
                       settings: SettingsDep) -> TotpEnrolmentOut:
     """Start TOTP enrolment: scan the QR code, then confirm with a first code."""
-    sessions.check_current_password(principal.user, body.current_password)
+    await sessions.check_current_password(principal.user, body.current_password)
     return TotpEnrolmentOut(**await mfa.begin_enrolment(db, settings, principal.user))
 
 
@@ -300,7 +300,7 @@ async def activate_totp(body: ActivateMfaIn, principal: CurrentPrincipal, reques
 async def disable_totp(body: DisableMfaIn, principal: CurrentPrincipal, request: Request,
                        db: SessionDep, settings: SettingsDep) -> Response:
     """Turn TOTP off: needs the current password and a current code."""
-    sessions.check_current_password(principal.user, body.current_password)
+    await sessions.check_current_password(principal.user, body.current_password)
     await mfa.disable(db, settings, principal.user, body.code, client_of(request))
     if body.sign_out_others:
         await sessions.revoke_user_sessions(db, principal.id, keep=principal.session.id,
@@ -312,7 +312,7 @@ async def disable_totp(body: DisableMfaIn, principal: CurrentPrincipal, request:
 async def new_recovery_codes(body: ReauthIn, principal: CurrentPrincipal, db: SessionDep,
                              settings: SettingsDep) -> RecoveryCodesOut:
     """Replace the recovery codes; the old ones stop working."""
-    sessions.check_current_password(principal.user, body.current_password)
+    await sessions.check_current_password(principal.user, body.current_password)
     return RecoveryCodesOut(
         recovery_codes=await mfa.regenerate_recovery_codes(db, settings, principal.user)
     )

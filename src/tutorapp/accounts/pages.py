@@ -275,7 +275,7 @@ async def security_page(request: Request, principal: CurrentPrincipal,
 async def enroll_submit(request: Request, principal: CurrentPrincipal, db: SessionDep,
                         settings: SettingsDep, current_password: Field) -> Response:
     try:
-        sessions.check_current_password(principal.user, current_password)
+        await sessions.check_current_password(principal.user, current_password)
         enrolment = await mfa.begin_enrolment(db, settings, principal.user)
     except AppError as error:
         return await form_failed(db, request, "auth/security.html", error,
@@ -365,7 +365,7 @@ async def account_profile(request: Request, principal: CurrentPrincipal, db: Ses
 async def account_email(request: Request, principal: CurrentPrincipal, db: SessionDep,
                         settings: SettingsDep, new_email: Field, current_password: Field) -> Response:
     try:
-        sessions.check_current_password(principal.user, current_password)
+        await sessions.check_current_password(principal.user, current_password)
         await service.request_email_change(db, settings, principal.user, new_email)
     except AppError as error:
         return await _account_failed(db, request, principal, error)
@@ -377,7 +377,7 @@ async def account_password(request: Request, principal: CurrentPrincipal, db: Se
                            settings: SettingsDep, current_password: Field,
                            new_password: Field) -> Response:
     try:
-        sessions.check_current_password(principal.user, current_password)
+        await sessions.check_current_password(principal.user, current_password)
         client = client_of(request)
         await sessions.set_password(db, principal.user, new_password, client=client)
         tokens = await sessions.reauthenticated(db, settings, principal.user, principal.session,
@@ -408,7 +408,7 @@ async def account_delete_page(request: Request, principal: CurrentPrincipal) -> 
 async def account_delete(request: Request, principal: CurrentPrincipal, db: SessionDep,
                          settings: SettingsDep, current_password: Field) -> Response:
     try:
-        sessions.check_current_password(principal.user, current_password)
+        await sessions.check_current_password(principal.user, current_password)
         await service.delete_account(db, principal.user, ip=client_of(request).ip)
     except AppError as error:
         return await form_failed(db, request, "app/account_delete.html", error,

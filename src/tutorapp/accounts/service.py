@@ -28,7 +28,7 @@ from tutorapp.accounts.models import (
 from tutorapp.config import Settings
 from tutorapp.core import audit
 from tutorapp.core.errors import AppError, Conflict, InvalidInput, NotFound
-from tutorapp.core.security import hash_password, new_token, password_problem, token_hash
+from tutorapp.core.security import hash_password_async, new_token, password_problem, token_hash
 from tutorapp.core.time import utcnow
 from tutorapp.notifications.models import EmailMessage
 from tutorapp.notifications.service import enqueue_email
@@ -111,10 +111,12 @@ async def sign_up(
     if role is Role.admin:
         raise InvalidInput("role", "administrators are appointed, not signed up")
     email = normalize_email(email)
+    # Hash first, off the event loop and before any query of this request's transaction.
+    password_hash = await hash_password_async(password)
     if await user_by_email(db, email):
         raise Conflict("An account with this email already exists.", field="email")
     user = User(
-        email=email, password_hash=hash_password(password), display_name=display_name.strip(),
+        email=email, password_hash=password_hash, display_name=display_name.strip(),
         role=role, time_zone=time_zone, locale=locale,
     )
     db.add(user)

@@ -36,13 +36,13 @@ from tutorapp.core import audit
 from tutorapp.core.errors import AppError, InvalidInput, NotFound, TooManyRequests
 from tutorapp.core.ratelimit import Limit, RateLimiter
 from tutorapp.core.security import (
-    hash_password,
+    hash_password_async,
     issue_access_token,
     keyed_hash,
     new_numeric_code,
     new_token,
     token_hash,
-    verify_password,
+    verify_password_async,
 )
 from tutorapp.core.time import utcnow
 from tutorapp.notifications.service import enqueue_email
@@ -289,7 +289,7 @@ async def login_with_password(
     await limiter.hit(limits["ip"], client.ip or "unknown")
     await limiter.check(limits["account"], email)
     user = await user_by_email(db, email)
-    valid, new_hash = verify_password(password, user.password_hash if user else None)
+    valid, new_hash = await verify_password_async(password, user.password_hash if user else None)
     if user is None or not valid:
         await limiter.hit(limits["account"], email)
         if await limiter.allows(limits["account"], email):
@@ -515,7 +515,7 @@ def recovering(settings: Settings, auth_session: AuthSession) -> bool:
 
 async def set_password(db: AsyncSession, user: User, password: str, *, client: Client) -> None:
     check_password(password, "new_password" if user.password_hash else "password")
-    user.password_hash = hash_password(password)
+    user.password_hash = await hash_password_async(password)
     user.password_changed_at = utcnow()
     await db.flush()
     await audit.record(db, "user.password_changed", subject_type="user", subject_id=user.id,
@@ -525,7 +525,7 @@ async def set_password(db: AsyncSession, user: User, password: str, *, client: C
                             user_id=user.id, context={"name": user.display_name})
 
 
-def check_current_password(user: User, password: str) -> None:
-    valid, _ = verify_password(password, user.password_hash)
+async def check_current_password(user: User, password: str) -> None:
+    valid, _ = await verify_password_async(password, user.password_hash)
     if not valid:
         raise InvalidInput("current_password", "is not your current password")

@@ -22,7 +22,7 @@ def _with_session(work):  # noqa: ANN001, ANN202 - async (session) -> result
     settings = load_settings()
 
     async def run():  # noqa: ANN202
-        database = Database(settings)
+        database = Database(settings, name="cli", pool_size=2, max_overflow=0)
         try:
             async with database.unit_of_work() as session:
                 return await work(session)

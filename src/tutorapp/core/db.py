@@ -4,23 +4,38 @@
 receive an `AsyncSession` and only `flush()`; the unit of work commits where the
 request (or job) ends and then runs the callbacks registered with `after_commit`.
 
-SQLite runs in WAL mode with foreign keys and a busy timeout. Write transactions on
-the primary begin with `BEGIN IMMEDIATE`, so concurrent writers queue on the
-database lock instead of failing half-way: this is the "serialized write
-transaction" the data rules rely on. Reads routed to `read_session()` use plain
-deferred transactions and see the last committed state.
+SQLite runs in WAL mode with foreign keys and a busy timeout. A write transaction
+holds SQLite's one write lock (`BEGIN IMMEDIATE`), so concurrent writers queue on it
+instead of failing half-way: this is the "serialized write transaction" the data
+rules rely on. A request's unit of work does not take that lock up front: it begins
+as a deferred (read) transaction and takes the lock at its first write or locking
+read (`with_for_update`), committing the reads before it (they only read) and
+beginning `BEGIN IMMEDIATE` in their place. So read-only requests never queue on the
+lock, and a writer holds it only from the point where it decides, as a row lock on
+PostgreSQL would. Reads before that point see the last committed state (PostgreSQL's
+READ COMMITTED); what a rule decides on is read inside the locked part. Jobs and the
+CLI (`unit_of_work()`) lock up front. Reads routed to `read_session()` use plain
+deferred transactions.
+
+PostgreSQL sessions set `lock_timeout`, so a lock wait that runs out fails fast
+(`errors.DatabaseUnavailable`: 503 with Retry-After) instead of hanging.
 """
 
 from __future__ import annotations
 
 import random
+import socket
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
+from starlette.responses import Response
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -31,8 +46,16 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from tutorapp.config import Settings, async_database_url
+from tutorapp.core.errors import ServiceUnavailable, render_problem
+from tutorapp.core.logging import get_logger
 
 AfterCommit = Callable[[], Awaitable[Any]]
+T = TypeVar("T")
+log = get_logger("tutorapp.db")
+
+
+LAZY_LOCK = "tutorapp_sqlite_lazy_lock"  # execution option of request sessions (SQLite)
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT")
 
 
 def _configure_sqlite(engine: AsyncEngine, settings: Settings, *, begin: str) -> None:
@@ -49,26 +72,64 @@ def _configure_sqlite(engine: AsyncEngine, settings: Settings, *, begin: str) ->
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql(begin)
+        lazy = begin != "BEGIN" and connection.get_execution_options().get(LAZY_LOCK, False)
+        connection.info["sqlite_read_only"] = lazy
+        connection.exec_driver_sql("BEGIN" if lazy else begin)
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _lock_on_first_write(
+        connection: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        if not connection.info.get("sqlite_read_only"):
+            return
+        compiled = getattr(context, "compiled", None)
+        locking_read = getattr(getattr(compiled, "statement", None), "_for_update_arg", None)
+        if locking_read is None and not statement.lstrip().upper().startswith(_WRITES):
+            return
+        # End the read transaction (it wrote nothing) and begin a writing one.
+        cursor = connection.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute("COMMIT")
+            cursor.execute("BEGIN IMMEDIATE")
+        finally:
+            cursor.close()
+        connection.info["sqlite_read_only"] = False
 
 
-def create_engine(settings: Settings, url: str | URL, *, writer: bool = True) -> AsyncEngine:
-    """An async engine for `url` tuned by the settings of its dialect."""
+def create_engine(
+    settings: Settings, url: str | URL, *, writer: bool = True, name: str = "web",
+    pool_size: int | None = None, max_overflow: int | None = None,
+) -> AsyncEngine:
+    """An async engine for `url` tuned by the settings of its dialect. `name` becomes
+    the PostgreSQL `application_name` (`tutorapp-<name>`: web, worker or cli); pool
+    sizes default to the web process's `database_pool_size` / `database_max_overflow`."""
     url = async_database_url(str(url) if isinstance(url, URL) else url)
+    pool: dict[str, Any] = {
+        "pool_size": settings.database_pool_size if pool_size is None else pool_size,
+        "max_overflow": settings.database_max_overflow if max_overflow is None else max_overflow,
+        "pool_timeout": settings.database_pool_timeout,
+    }
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
+        memory = url.database in (None, "", ":memory:")
+        if not memory:
             from pathlib import Path
 
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
         engine = create_async_engine(
             url,
             echo=settings.database_echo,
             connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+            **({} if memory else pool),
         )
         _configure_sqlite(engine, settings, begin="BEGIN IMMEDIATE" if writer else "BEGIN")
         return engine
 
-    connect_args: dict[str, Any] = {"server_settings": {"timezone": "UTC"}}
+    server_settings = {"timezone": "UTC", "application_name": f"tutorapp-{name}"}
+    if settings.database_lock_timeout_ms:
+        server_settings["lock_timeout"] = str(settings.database_lock_timeout_ms)
+    connect_args: dict[str, Any] = {
+        "server_settings": server_settings, "timeout": settings.database_connect_timeout,
+    }
     if settings.database_pgbouncer:
         # pgBouncer in transaction mode cannot keep prepared statements per client.
         connect_args |= {
@@ -79,29 +140,37 @@ def create_engine(settings: Settings, url: str | URL, *, writer: bool = True) ->
             url, echo=settings.database_echo, poolclass=NullPool, connect_args=connect_args
         )
     return create_async_engine(
-        url,
-        echo=settings.database_echo,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
-        pool_timeout=settings.database_pool_timeout,
-        pool_pre_ping=True,
-        connect_args=connect_args,
+        url, echo=settings.database_echo, pool_pre_ping=True, connect_args=connect_args, **pool
     )
 
 
 class Database:
     """The primary engine plus read engines (replicas on PostgreSQL)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, name: str = "web", pool_size: int | None = None,
+        max_overflow: int | None = None,
+    ) -> None:
+        """`name`: who connects (web, worker, cli: the `application_name`); pool sizes
+        default to the web process's settings."""
         self.settings = settings
-        self.primary = create_engine(settings, settings.database_url, writer=True)
+        self.disk_full_at: float | None = None  # monotonic time a write last hit a full disk
+        sizes = {"name": name, "pool_size": pool_size, "max_overflow": max_overflow}
+        self.primary = create_engine(settings, settings.database_url, writer=True, **sizes)
         if settings.database_replica_urls:
-            self.replicas = [create_engine(settings, u) for u in settings.database_replica_urls]
+            self.replicas = [
+                create_engine(settings, u, **sizes) for u in settings.database_replica_urls
+            ]
         elif settings.is_sqlite:
-            self.replicas = [create_engine(settings, settings.database_url, writer=False)]
+            self.replicas = [
+                create_engine(settings, settings.database_url, writer=False, **sizes)
+            ]
         else:
             self.replicas = [self.primary]
         self._sessions = async_sessionmaker(self.primary, expire_on_commit=False)
+        self._request_sessions = async_sessionmaker(
+            self.primary.execution_options(**{LAZY_LOCK: True}), expire_on_commit=False
+        )
         self._read_sessions = [
             async_sessionmaker(engine, expire_on_commit=False) for engine in self.replicas
         ]
@@ -124,9 +193,12 @@ class Database:
         return random.choice(self._read_sessions)()
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
-        """Commit on success, roll back on error, then run the after-commit callbacks."""
-        async with self.session() as session:
+    async def unit_of_work(self, *, lazy_lock: bool = False) -> AsyncIterator[AsyncSession]:
+        """Commit on success, roll back on error, then run the after-commit callbacks.
+
+        `lazy_lock` (requests): on SQLite, take the write lock at the first write or
+        locking read instead of at the first statement."""
+        async with (self._request_sessions if lazy_lock else self._sessions)() as session:
             try:
                 yield session
             except BaseException as exc:
@@ -139,7 +211,13 @@ class Database:
                 await _run_after_commit(session)
                 raise
             await session.commit()
+            self.disk_full_at = None  # a commit went through: there is room again
             await _run_after_commit(session)
+
+    def note_disk_full(self) -> None:
+        """A write failed for lack of disk space: readiness reports it until a commit
+        succeeds again."""
+        self.disk_full_at = time.monotonic()
 
     async def dispose(self) -> None:
         engines = {id(e): e for e in [self.primary, *self.replicas]}
@@ -162,7 +240,7 @@ def get_database(request: Request) -> Database:
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work(lazy_lock=True) as session:
         yield session
 
 
@@ -176,3 +254,97 @@ async def _request_read_session(request: Request) -> AsyncIterator[AsyncSession]
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 ReadSessionDep = Annotated[AsyncSession, Depends(_request_read_session, scope="function")]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+# --- contention and outages ---------------------------------------------------------
+
+# PostgreSQL SQLSTATEs: retry once in the service / answer 503 "busy" / 503 "unavailable".
+RETRY_ONCE = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+BUSY = RETRY_ONCE | {"55P03", "57014"}  # lock_timeout ran out, statement_timeout
+UNAVAILABLE_CLASSES = ("08", "53", "57P")  # connection, insufficient resources, shutdown
+BUSY_RETRY_AFTER = 1
+UNAVAILABLE_RETRY_AFTER = 5
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+async def retrying(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run `attempt` once more after a deadlock or serialization failure. The attempt
+    must run in a savepoint (`session.begin_nested()`), so the failure rolled back only
+    its own work; a second failure propagates (503 with Retry-After)."""
+    try:
+        return await attempt()
+    except sa_exc.DBAPIError as exc:
+        if sqlstate(exc) not in RETRY_ONCE:
+            raise
+        log.warning("retrying after a transient database failure", sqlstate=sqlstate(exc))
+    return await attempt()
+
+
+def unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 a driver or pool error stands for, or None when it is a bug."""
+    if isinstance(exc, ServiceUnavailable):
+        return exc
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return ServiceUnavailable(
+            "Every database connection is busy: try again shortly.",
+            retry_after=BUSY_RETRY_AFTER, cause="database-busy",
+        )
+    if isinstance(exc, sa_exc.DBAPIError):
+        code = sqlstate(exc)
+        message = str(getattr(exc, "orig", exc)).lower()
+        if code == "53100" or "database or disk is full" in message:
+            return ServiceUnavailable(
+                "The database's disk is full: nothing was saved. Try again later.",
+                retry_after=UNAVAILABLE_RETRY_AFTER, cause="disk-full",
+            )
+        if code in BUSY or "database is locked" in message or "database table is locked" in message:
+            return ServiceUnavailable(
+                "The database is busy with other changes: try again shortly.",
+                retry_after=BUSY_RETRY_AFTER, cause="database-busy",
+            )
+        sqlite_down = isinstance(exc.orig, sqlite3.Error) and any(
+            m in message for m in ("unable to open", "disk i/o error", "readonly database")
+        )
+        driver_down = not isinstance(exc.orig, sqlite3.Error) and code is None and isinstance(
+            exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
+        )  # asyncpg: the connection closed or could not be made
+        if exc.connection_invalidated or (code or "").startswith(UNAVAILABLE_CLASSES) or (
+            sqlite_down or driver_down
+        ):
+            return ServiceUnavailable(
+                "The database cannot be reached: try again shortly.",
+                retry_after=UNAVAILABLE_RETRY_AFTER, cause="database-unavailable",
+            )
+        return None
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):
+        # asyncpg raises these unwrapped while connecting (server down, name unknown).
+        return ServiceUnavailable(
+            "The database cannot be reached: try again shortly.",
+            retry_after=UNAVAILABLE_RETRY_AFTER, cause="database-unavailable",
+        )
+    return None
+
+
+async def _unavailable_response(request: Request, exc: Exception) -> Response:
+    problem = unavailable(exc)
+    if problem is None:
+        raise exc  # a bug: the request-context middleware logs it and answers 500
+    database: Database | None = getattr(request.app.state, "database", None)
+    if database is not None and problem.extra["cause"] == "disk-full":
+        database.note_disk_full()
+    log.warning("dependency unavailable", cause=problem.extra["cause"], error=str(exc)[:300])
+    return render_problem(
+        request, problem.status, headers=problem.headers, type=problem.type,
+        title=problem.title, detail=problem.detail, **problem.extra,
+    )
+
+
+def install_database_errors(app: FastAPI) -> None:
+    """Driver, pool and connection errors answer 503 with Retry-After, never 500."""
+    for kind in (sa_exc.DBAPIError, sa_exc.TimeoutError, ConnectionError, TimeoutError,
+                 socket.gaierror):
+        app.add_exception_handler(kind, _unavailable_response)

@@ -89,6 +89,17 @@ class TooManyRequests(AppError):
         )
 
 
+class ServiceUnavailable(AppError):
+    """A dependency (the database, its disk) cannot serve this request right now: the
+    same request may succeed after `Retry-After` seconds. `core.db` maps driver errors
+    onto these."""
+
+    status, type, title = 503, "/problems/unavailable", "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int, cause: str) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, cause=cause)
+
+
 def wants_html(request: Request) -> bool:
     path = request.url.path
     if path.startswith(API_PREFIXES):

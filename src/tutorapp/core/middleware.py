@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tutorapp.config import Settings
+from tutorapp.core.db import unavailable
 from tutorapp.core.errors import render_problem
 from tutorapp.core.logging import get_logger
 
@@ -58,6 +59,17 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
+            problem = unavailable(exc)
+            if problem is not None and not response_started:
+                # Raised outside a route (a middleware, a dependency's cleanup): still 503.
+                log.warning("dependency unavailable", path=scope["path"],
+                            cause=problem.extra["cause"], error=str(exc)[:300])
+                response = render_problem(
+                    Request(scope), problem.status, headers=problem.headers, type=problem.type,
+                    title=problem.title, detail=problem.detail, **problem.extra,
+                )
+                await response(scope, receive, send_with_id)
+                return
             log.exception("unhandled error", path=scope["path"])
             if response_started:
                 raise

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 from cryptography.fernet import Fernet, InvalidToken
@@ -19,6 +22,7 @@ from pwdlib import PasswordHash
 
 from tutorapp.config import Settings
 
+T = TypeVar("T")
 _password_hash = PasswordHash.recommended()  # argon2id
 JWT_ALGORITHM = "HS256"
 # Argon2 verification of a fixed hash, so unknown emails cost as much as known ones.
@@ -26,15 +30,45 @@ _DUMMY_HASH = _password_hash.hash("not-a-real-password-just-timing")
 
 
 def hash_password(password: str) -> str:
+    """Blocking: for the CLI and tests. Requests use `hash_password_async`."""
     return _password_hash.hash(password)
 
 
 def verify_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
-    """(valid, a new hash when the parameters were upgraded)."""
+    """(valid, a new hash when the parameters were upgraded). Blocking, like `hash_password`."""
     if password_hash is None:
         _password_hash.verify(password, _DUMMY_HASH)
         return False, None
     return _password_hash.verify_and_update(password, password_hash)
+
+
+# argon2 takes tens of milliseconds of CPU on purpose: on the event loop it would stall
+# every other request of the process (10 logins stalled /health/live for 3.8 s). It
+# runs in a small thread pool instead (argon2-cffi releases the GIL while it hashes);
+# the pool's size bounds how many hashes run at once, the rest queue.
+_hashing_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+
+
+def configure_password_hashing(threads: int) -> None:
+    """Size the hashing pool (`TUTORAPP_PASSWORD_HASH_THREADS`); called at app start."""
+    global _hashing_pool
+    if _hashing_pool._max_workers != threads:
+        previous, _hashing_pool = _hashing_pool, ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="argon2"
+        )
+        previous.shutdown(wait=False)
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_hashing_pool, fn, *args)
+
+
+async def hash_password_async(password: str) -> str:
+    return await _off_loop(hash_password, password)
+
+
+async def verify_password_async(password: str, password_hash: str | None) -> tuple[bool, str | None]:
+    return await _off_loop(verify_password, password, password_hash)
 
 
 @cache

@@ -57,6 +57,7 @@ log = logging.getLogger("tutorapp.jobs")
 
 T = TypeVar("T")
 APP_NAME = "tutorapp"
+CLIENT_POOL_SIZE = 2  # connections of a process's enqueue-only DBOSClient
 
 
 class PermanentFailure(Exception):
@@ -269,6 +270,7 @@ class Runtime:
                     system_database_url=None if engine is not None else url,
                     system_database_engine=engine,
                     dbos_system_schema=self.settings.jobs_database_schema,
+                    system_database_pool_size=CLIENT_POOL_SIZE,
                     application_name=APP_NAME,
                 )
                 self._client_url = url
@@ -282,7 +284,8 @@ class Runtime:
         loop = asyncio.get_running_loop()
         entry = self._databases.get(id(loop))
         if entry is None or entry[0] is not loop:
-            database = Database(self.settings)
+            database = Database(self.settings, name="worker",
+                                pool_size=self.settings.jobs_pool_size, max_overflow=0)
             entry = (loop, database, loop.create_task(_dispose_when_cancelled(database)))
             self._databases[id(loop)] = entry
         return entry[1]
@@ -394,7 +397,11 @@ def dbos_config(settings: Settings, executor_id: str) -> DBOSConfig:
     if engine is not None:
         config["system_database_engine"] = engine
     else:
-        config["sys_db_pool_size"] = 20
+        config["sys_db_pool_size"] = settings.jobs_pool_size
+        config["db_engine_kwargs"] = {"connect_args": {
+            "application_name": "tutorapp-worker",
+            "connect_timeout": max(1, round(settings.database_connect_timeout)),
+        }}
     return config
 
 

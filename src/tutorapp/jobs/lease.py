@@ -53,7 +53,7 @@ async def _loop(settings: Settings, executor_id: str, version: str,
                 stop: threading.Event) -> None:
     from tutorapp.jobs.engine import runtime
 
-    database = Database(settings)
+    database = Database(settings, name="worker", pool_size=1, max_overflow=0)
     interval = max(0.1, settings.jobs_recovery_lease_seconds / 3)
     try:
         await register(database, executor_id)

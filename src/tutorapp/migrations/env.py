@@ -29,7 +29,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(settings, settings.database_url, writer=False)
+    engine = create_engine(settings, settings.database_url, writer=False, name="cli")
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

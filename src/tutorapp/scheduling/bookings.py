@@ -5,6 +5,14 @@ No overlap: [start_at, blocked_until) of active bookings of one tutor never over
 PostgreSQL enforces it with an exclusion constraint; on SQLite every write
 transaction is serialized (BEGIN IMMEDIATE), and the overlap check below runs inside
 it. Inserts and moves run in a savepoint so a lost race becomes a clean 409.
+
+Lock order: whoever books or moves a lesson first locks the tutor's profile row
+(`lock_tutor`), then the booking. Racing bookings of one tutor therefore queue on
+that row and each sees the others' commits in `check_slot`: the losers get 409 from
+the check, and the exclusion constraint never has two uncommitted overlapping rows to
+check against each other (that is what deadlocked: "deadlock detected ... while
+checking exclusion constraint"). A deadlock or serialization failure that still
+happens is retried once (`core.db.retrying`); a lock wait that runs out is a 503.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from tutorapp.accounts.models import Role, User
 from tutorapp.accounts.service import register_eraser, register_exporter, row_dict
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
+from tutorapp.core.db import retrying
 from tutorapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tutorapp.scheduling import availability, timeslots
 from tutorapp.scheduling.events import emit
@@ -38,8 +47,16 @@ class SlotTaken(Conflict):
     type, title = "/problems/slot-taken", "Slot taken"
 
 
+async def lock_tutor(session: AsyncSession, tutor_id: uuid.UUID) -> TutorProfile | None:
+    """Lock the tutor's profile row for this transaction: bookings of one tutor are
+    decided one at a time (FOR NO KEY UPDATE on PostgreSQL, so the bookings' foreign
+    keys to it still insert; on SQLite this takes the write lock)."""
+    return await session.get(TutorProfile, tutor_id, with_for_update={"key_share": True},
+                             populate_existing=True)
+
+
 async def bookable_profile(session: AsyncSession, tutor_id: uuid.UUID) -> TutorProfile:
-    profile = await session.get(TutorProfile, tutor_id)
+    profile = await lock_tutor(session, tutor_id)
     if profile is None or profile.status != ProfileStatus.approved:
         raise NotFound("No such tutor.")
     return profile
@@ -92,10 +109,13 @@ def _initial_status(profile: TutorProfile, settings: Settings) -> BookingStatus:
 
 
 async def _insert(session: AsyncSession, booking: Booking) -> None:
-    try:
+    async def insert() -> None:
         async with session.begin_nested():
             session.add(booking)
             await session.flush()
+
+    try:
+        await retrying(insert)
     except IntegrityError as exc:  # the exclusion constraint decided: someone was faster
         raise SlotTaken("That time was just taken: pick another slot.") from exc
 
@@ -144,7 +164,8 @@ async def may_see(session: AsyncSession, booking: Booking, user: User) -> bool:
 
 async def get_for(session: AsyncSession, booking_id: uuid.UUID, user: User, *,
                   lock: bool = False) -> Booking:
-    booking = await session.get(Booking, booking_id, with_for_update=lock or None)
+    booking = await session.get(Booking, booking_id, with_for_update=lock or None,
+                                populate_existing=lock)
     if booking is None or not await may_see(session, booking, user):
         raise NotFound("No such booking.")
     return booking
@@ -282,6 +303,8 @@ async def reschedule(session: AsyncSession, booking_id: uuid.UUID, actor: User, 
                      start: datetime, settings: Settings, now: datetime) -> Booking:
     """Move a booking in place, atomically: one UPDATE takes the new interval and frees
     the old, so the lesson is never without a time nor holding two."""
+    booking = await get_for(session, booking_id, actor)
+    profile = await lock_tutor(session, booking.tutor_id)  # lock order: tutor, then booking
     booking = await get_for(session, booking_id, actor, lock=True)
     if booking.status not in OPEN_STATUSES:
         raise Conflict(f"A booking that is {booking.status} cannot be moved.")
@@ -290,20 +313,24 @@ async def reschedule(session: AsyncSession, booking_id: uuid.UUID, actor: User, 
             session, booking, actor, now
         ):
             raise Conflict("Too late to move this lesson: the free cancellation period is over.")
-    profile = await session.get(TutorProfile, booking.tutor_id)
     assert profile is not None
     start = start.astimezone(timeslots.UTC)
     await check_slot(session, profile, start, booking.length, settings=settings, now=now,
                      exclude=booking.id)
     before = booking.start_at
     end = start + timedelta(minutes=booking.length)
-    try:
+
+    async def move() -> None:
         async with session.begin_nested():
             booking.start_at = start
             booking.end_at = end
             booking.blocked_until = end + timedelta(minutes=profile.buffer_minutes)
-            booking.sequence += 1
+            booking.sequence = sequence + 1
             await session.flush()
+
+    sequence = booking.sequence
+    try:
+        await retrying(move)
     except IntegrityError as exc:
         await session.refresh(booking)
         raise SlotTaken("That time was just taken: pick another slot.") from exc
