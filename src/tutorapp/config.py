@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="seconds to open a PostgreSQL connection before 503"
     )
     database_lock_timeout_ms: int = Field(
-        default=5000, ge=0,
+        default=30000, ge=0,
         description="PostgreSQL `lock_timeout`: a row-lock wait longer than this answers 503 "
         "(0: wait forever)",
     )
@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     )
     database_echo: bool = False
     sqlite_busy_timeout_ms: int = Field(
-        default=5000, ge=0,
+        default=30000, ge=0,
         description="SQLite: how long a writer waits for the write lock before answering 503",
     )
     sqlite_min_free_mb: int = Field(

@@ -82,7 +82,7 @@ async def test_sqlite_runs_wal_with_foreign_keys_and_busy_timeout(
     async with db.primary.connect() as connection:
         assert (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
         assert (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
-        assert (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 5000
+        assert (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 30000
 
 
 async def test_sqlite_write_transactions_are_serialized(db: Database, dialect: str) -> None:

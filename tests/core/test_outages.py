@@ -314,7 +314,7 @@ async def test_each_engine_names_itself_and_is_sized_by_settings(dialect: str, d
         for database, name in ((web, "tutorapp-web"), (worker, "tutorapp-worker")):
             async with database.session() as session:
                 assert await session.scalar(text("SHOW application_name")) == name
-                assert await session.scalar(text("SHOW lock_timeout")) == "5s"
+                assert await session.scalar(text("SHOW lock_timeout")) == "30s"
     finally:
         await web.dispose()
         await worker.dispose()

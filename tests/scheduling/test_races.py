@@ -8,14 +8,16 @@ request runs on its own task through the whole app and its connection pool.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
 from tests.scheduling.conftest import Market, sign_in
 from tests.scheduling.test_bookings import book, tutor
 from tutorapp.accounts.models import Role
-from tutorapp.scheduling.models import Booking
+from tutorapp.scheduling.models import Booking, BookingStatus
 
 RACERS = 300
 
@@ -72,3 +74,78 @@ async def test_racing_on_twenty_slots_at_once_books_each_once(app, client, marke
     codes = Counter(r.status_code for r in responses)
     assert codes == {201: 20, 409: RACERS - 20}, {
         c: next(r.text for r in responses if r.status_code == c) for c in codes}
+
+
+async def test_a_deadlock_on_insert_is_retried_once_and_the_booking_goes_through(
+    app, client, market: Market, db, dialect,  # noqa: ANN001
+) -> None:
+    """A real deadlock: another transaction R holds an uncommitted overlapping lesson
+    (the exclusion check of the request's insert waits on R) and then waits for the
+    tutor row the request locked. PostgreSQL aborts the request's insert first (its
+    `deadlock_timeout` is shorter); the service retries it once, by which time R has
+    been chosen as the victim of its own check, so the retry books the slot."""
+    import os
+
+    from sqlalchemy import event, text
+    from sqlalchemy.exc import DBAPIError
+
+    if dialect != "postgresql":
+        import pytest
+
+        pytest.skip("PostgreSQL's deadlock detector")
+    scale = float(os.environ.get("TUTORAPP_TEST_TIMEOUT_SCALE", "1"))
+    _, tutor_id = await tutor(app, client, market)
+    student, rival = await sign_in(app, role=Role.student), await sign_in(app, role=Role.student)
+
+    def short_deadlock_timeout(dbapi_connection, _record) -> None:  # noqa: ANN001
+        dbapi_connection.run_async(lambda c: c.execute(
+            f"SET deadlock_timeout = '{3 * scale}s'; SET lock_timeout = 0"))
+
+    await db.primary.dispose()
+    event.listen(db.primary.sync_engine, "connect", short_deadlock_timeout)
+    start = datetime(2026, 6, 3, 10, tzinfo=UTC)
+    rival_outcome: list[str] = []
+
+    async def rival_transaction() -> None:
+        async with db.session() as session:
+            await session.execute(text(f"SET deadlock_timeout = '{4 * scale}s'"))
+            profile_user = await session.scalar(
+                text("SELECT user_id FROM tutor_profiles WHERE id = :id"), {"id": uuid.UUID(tutor_id)})
+            session.add(Booking(
+                tutor_id=uuid.UUID(tutor_id), tutor_user_id=profile_user, student_id=rival.id,
+                booked_by_id=rival.id, start_at=start, end_at=start + timedelta(hours=1),
+                blocked_until=start + timedelta(hours=1), length=60, status=BookingStatus.confirmed,
+                price_minor=4000, currency="EUR", sequence=0,
+            ))
+            await session.flush()
+            rival_ready.set()
+            await waiting_on_rival.wait()
+            try:  # now wait for the tutor row the request holds: a cycle
+                await session.execute(text("SELECT 1 FROM tutor_profiles WHERE id = :id FOR UPDATE"),
+                                      {"id": uuid.UUID(tutor_id)})
+                rival_outcome.append("not a victim")
+            except DBAPIError as exc:
+                rival_outcome.append(getattr(exc.orig, "sqlstate", "?"))
+            await session.rollback()
+
+    rival_ready, waiting_on_rival = asyncio.Event(), asyncio.Event()
+    rival_task = asyncio.create_task(rival_transaction())
+    try:
+        await asyncio.wait_for(rival_ready.wait(), 20 * scale)
+        request = asyncio.create_task(book(client, student, tutor_id, start.isoformat()))
+        deadline = asyncio.get_running_loop().time() + 20 * scale
+        async with db.replicas[0].connect() as watcher:  # until the insert waits on R
+            while not await watcher.scalar(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
+            )):
+                assert asyncio.get_running_loop().time() < deadline, "the insert never waited"
+                await asyncio.sleep(0.02)
+        waiting_on_rival.set()
+        response = await asyncio.wait_for(request, 60 * scale)
+    finally:
+        waiting_on_rival.set()
+        await asyncio.wait_for(rival_task, 60 * scale)
+        event.remove(db.primary.sync_engine, "connect", short_deadlock_timeout)
+        await db.primary.dispose()
+    assert response.status_code == 201, response.text
+    assert rival_outcome == ["40P01"]

@@ -51,12 +51,14 @@ async def lock_tutor(session: AsyncSession, tutor_id: uuid.UUID) -> TutorProfile
     """Lock the tutor's profile row for this transaction: bookings of one tutor are
     decided one at a time (FOR NO KEY UPDATE on PostgreSQL, so the bookings' foreign
     keys to it still insert; on SQLite this takes the write lock)."""
-    return await session.get(TutorProfile, tutor_id, with_for_update={"key_share": True},
-                             populate_existing=True)
+    return await session.scalar(
+        select(TutorProfile).where(TutorProfile.id == tutor_id)
+        .with_for_update(key_share=True).execution_options(populate_existing=True)
+    )
 
 
 async def bookable_profile(session: AsyncSession, tutor_id: uuid.UUID) -> TutorProfile:
-    profile = await lock_tutor(session, tutor_id)
+    profile = await session.get(TutorProfile, tutor_id)
     if profile is None or profile.status != ProfileStatus.approved:
         raise NotFound("No such tutor.")
     return profile
@@ -129,6 +131,10 @@ async def book(session: AsyncSession, *, caller: User, tutor_id: uuid.UUID, star
     if student.id == profile.user_id:
         raise Forbidden("Tutors cannot book themselves.")
     start = start.astimezone(timeslots.UTC)
+    # A slot already taken is refused before queueing for the lock (most racers)...
+    await check_slot(session, profile, start, length, settings=settings, now=now)
+    # ...then decided again with this tutor's bookings decided one at a time.
+    await lock_tutor(session, profile.id)
     await check_slot(session, profile, start, length, settings=settings, now=now)
     status = _initial_status(profile, settings)
     end = start + timedelta(minutes=length)
@@ -304,7 +310,13 @@ async def reschedule(session: AsyncSession, booking_id: uuid.UUID, actor: User, 
     """Move a booking in place, atomically: one UPDATE takes the new interval and frees
     the old, so the lesson is never without a time nor holding two."""
     booking = await get_for(session, booking_id, actor)
-    profile = await lock_tutor(session, booking.tutor_id)  # lock order: tutor, then booking
+    profile = await session.get(TutorProfile, booking.tutor_id)
+    assert profile is not None
+    start = start.astimezone(timeslots.UTC)
+    # As in `book`: refuse a taken slot before queueing for the lock, then decide under it.
+    await check_slot(session, profile, start, booking.length, settings=settings, now=now,
+                     exclude=booking.id)
+    await lock_tutor(session, booking.tutor_id)  # lock order: tutor, then booking
     booking = await get_for(session, booking_id, actor, lock=True)
     if booking.status not in OPEN_STATUSES:
         raise Conflict(f"A booking that is {booking.status} cannot be moved.")
@@ -313,8 +325,6 @@ async def reschedule(session: AsyncSession, booking_id: uuid.UUID, actor: User, 
             session, booking, actor, now
         ):
             raise Conflict("Too late to move this lesson: the free cancellation period is over.")
-    assert profile is not None
-    start = start.astimezone(timeslots.UTC)
     await check_slot(session, profile, start, booking.length, settings=settings, now=now,
                      exclude=booking.id)
     before = booking.start_at
