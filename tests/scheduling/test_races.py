@@ -8,11 +8,14 @@ request runs on its own task through the whole app and its connection pool.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from tests.scheduling.conftest import Market, sign_in
 from tests.scheduling.test_bookings import book, tutor
@@ -84,14 +87,7 @@ async def test_a_deadlock_on_insert_is_retried_once_and_the_booking_goes_through
     tutor row the request locked. PostgreSQL aborts the request's insert first (its
     `deadlock_timeout` is shorter); the service retries it once, by which time R has
     been chosen as the victim of its own check, so the retry books the slot."""
-    import os
-
-    from sqlalchemy import event, text
-    from sqlalchemy.exc import DBAPIError
-
     if dialect != "postgresql":
-        import pytest
-
         pytest.skip("PostgreSQL's deadlock detector")
     scale = float(os.environ.get("TUTORAPP_TEST_TIMEOUT_SCALE", "1"))
     _, tutor_id = await tutor(app, client, market)

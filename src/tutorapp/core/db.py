@@ -17,8 +17,8 @@ READ COMMITTED); what a rule decides on is read inside the locked part. Jobs and
 CLI (`unit_of_work()`) lock up front. Reads routed to `read_session()` use plain
 deferred transactions.
 
-PostgreSQL sessions set `lock_timeout`, so a lock wait that runs out fails fast
-(`errors.DatabaseUnavailable`: 503 with Retry-After) instead of hanging.
+PostgreSQL sessions set `lock_timeout`, so a lock wait that runs out fails (503 with
+Retry-After, see `unavailable`) instead of hanging.
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ def create_engine(
         return engine
 
     server_settings = {"timezone": "UTC", "application_name": f"tutorapp-{name}"}
-    if settings.database_lock_timeout_ms:
+    if settings.database_lock_timeout_ms and not settings.database_pgbouncer:
+        # pgBouncer refuses other startup parameters: set it on the role there.
         server_settings["lock_timeout"] = str(settings.database_lock_timeout_ms)
     connect_args: dict[str, Any] = {
         "server_settings": server_settings, "timeout": settings.database_connect_timeout,
