@@ -111,7 +111,7 @@ async def test_a_deadlock_on_insert_is_retried_once_and_the_booking_goes_through
                 tutor_id=uuid.UUID(tutor_id), tutor_user_id=profile_user, student_id=rival.id,
                 booked_by_id=rival.id, start_at=start, end_at=start + timedelta(hours=1),
                 blocked_until=start + timedelta(hours=1), length=60, status=BookingStatus.confirmed,
-                price_minor=4000, currency="EUR", sequence=0,
+                sequence=0,
             ))
             await session.flush()
             rival_ready.set()
