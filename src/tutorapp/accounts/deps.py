@@ -71,6 +71,25 @@ class Principal:
         return self.session.aal
 
 
+@dataclass(frozen=True)
+class Viewer:
+    """What pages show of the caller, as plain values taken when the caller was
+    resolved: error pages render after the unit of work rolled back, which expires
+    every ORM row of the request, so templates never read `Principal`'s rows."""
+
+    id: uuid.UUID
+    role: str
+    display_name: str
+    session_id: uuid.UUID
+    via: str
+
+    @classmethod
+    def of(cls, principal: Principal) -> Viewer:
+        return cls(id=principal.user.id, role=principal.user.role.value,
+                   display_name=principal.user.display_name,
+                   session_id=principal.session.id, via=principal.via)
+
+
 def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
@@ -153,6 +172,7 @@ async def resolve_principal(request: Request, db: SessionDep) -> Principal | Non
     elif cookie := request.cookies.get(_settings(request).session_cookie_name):
         principal = await _from_cookie(request, db, cookie)
     request.state.principal = principal
+    request.state.viewer = Viewer.of(principal) if principal else None
     return principal
 
 

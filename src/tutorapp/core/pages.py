@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
-from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
@@ -29,12 +28,9 @@ def form_cookie_name(settings: Settings) -> str:
 
 def page_csrf_token(request: Request) -> str:
     """The token forms on this page must send back."""
-    principal = getattr(request.state, "principal", None)
-    if principal is not None and principal.via == "cookie":
-        # the identity survives a rollback that expired the row (error pages render late)
-        identity = inspect(principal.session).identity
-        session_id = identity[0] if identity else principal.session.id
-        return csrf_token(request.app.state.settings, session_id)
+    viewer = getattr(request.state, "viewer", None)
+    if viewer is not None and viewer.via == "cookie":
+        return csrf_token(request.app.state.settings, viewer.session_id)
     token = request.cookies.get(form_cookie_name(request.app.state.settings))
     if not token:
         token = getattr(request.state, "new_form_token", None) or new_token(16)
@@ -45,8 +41,8 @@ def page_csrf_token(request: Request) -> str:
 async def check_form_csrf(request: Request) -> None:
     """Double-submit check for forms posted without a session. A signed-in browser's
     forms carry the session-bound token instead, checked by the access rule already."""
-    principal = getattr(request.state, "principal", None)
-    if principal is not None and principal.via == "cookie":
+    viewer = getattr(request.state, "viewer", None)
+    if viewer is not None and viewer.via == "cookie":
         return
     form = await request.form()
     cookie = request.cookies.get(form_cookie_name(request.app.state.settings), "")
@@ -83,6 +79,7 @@ async def form_failed(db: AsyncSession, request: Request, template: str, error: 
 
 
 def template_context(request: Request) -> dict[str, Any]:
-    """Every page knows its caller and the CSRF token its forms send back."""
-    return {"principal": getattr(request.state, "principal", None),
+    """Every page knows its caller (`viewer`: plain values, safe on an error page
+    rendered after the rollback) and the CSRF token its forms send back."""
+    return {"viewer": getattr(request.state, "viewer", None),
             "csrf_token": page_csrf_token(request)}
