@@ -45,6 +45,7 @@ from tutorapp.accounts.schemas import (
 )
 from tutorapp.core.db import SessionDep
 from tutorapp.core.deps import LimiterDep, SettingsDep
+from tutorapp.core.fields import Text
 from tutorapp.core.ratelimit import Limit
 
 auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -346,9 +347,9 @@ async def update_child(child_id: uuid.UUID, body: ProfileUpdate, principal: Pare
 @admin.get("/users")
 async def list_users(
     principal: AdminPrincipal, db: SessionDep, role: Role | None = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[Text(100) | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[UserOut]:
     users = await service.list_users(db, role=role, query=q, limit=limit, offset=offset)
     return [user_out(u) for u in users]

@@ -4,31 +4,33 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tutorapp.accounts.models import Role
+from tutorapp.core.fields import Email, Name, Password, Text, TimeZone, Token
 
-Password = Field(min_length=1, max_length=1024)  # the policy itself is checked by the service
+Locale = Text(16, min_length=1)
+Code = Annotated[str, Field(pattern=r"^\d{6}$", description="the 6 digits of the code")]
 
 
 class SignupIn(BaseModel):
-    email: EmailStr
-    password: str = Password
-    display_name: str = Field(min_length=1, max_length=100)
+    email: Email
+    password: Password
+    display_name: Name
     role: Literal["student", "parent", "tutor"] = "student"
-    time_zone: str = Field(default="UTC", max_length=64)
-    locale: str = Field(default="en", max_length=16)
+    time_zone: TimeZone = "UTC"
+    locale: Locale = "en"
 
 
 class LoginIn(BaseModel):
-    email: EmailStr
-    password: str = Password
+    email: Email
+    password: Password
 
 
 class RefreshIn(BaseModel):
-    refresh_token: str = Field(min_length=1, max_length=200)
+    refresh_token: Token
 
 
 class LogoutIn(BaseModel):
@@ -36,69 +38,69 @@ class LogoutIn(BaseModel):
 
 
 class TokenIn(BaseModel):
-    token: str = Field(min_length=1, max_length=200)
+    token: Token
 
 
 class EmailIn(BaseModel):
-    email: EmailStr
+    email: Email
 
 
 class OtpIn(BaseModel):
-    email: EmailStr
+    email: Email
 
 
 class OtpVerifyIn(BaseModel):
     """Either the 6-digit code with the address, or the magic link's token."""
 
-    email: EmailStr | None = None
-    code: str | None = Field(default=None, pattern=r"^\d{6}$")
-    token: str | None = Field(default=None, max_length=200)
+    email: Email | None = None
+    code: Code | None = None
+    token: Token | None = None
 
 
 class ResetPasswordIn(BaseModel):
-    token: str = Field(min_length=1, max_length=200)
-    password: str = Password
+    token: Token
+    password: Password
 
 
 class ReauthIn(BaseModel):
-    current_password: str = Password
+    current_password: Password
 
 
 class ChangePasswordIn(ReauthIn):
-    new_password: str = Password
+    new_password: Password
     sign_out_others: bool = False
 
 
 class ChangeEmailIn(ReauthIn):
-    new_email: EmailStr
+    new_email: Email
     sign_out_others: bool = False
 
 
 class MfaCodeIn(BaseModel):
-    code: str | None = Field(default=None, pattern=r"^\d{6}$")
-    recovery_code: str | None = Field(default=None, max_length=40)
+    code: Code | None = None
+    recovery_code: Text(40, min_length=1) | None = None
 
 
 class DisableMfaIn(ReauthIn):
-    code: str = Field(pattern=r"^\d{6}$")
+    code: Code
     sign_out_others: bool = False
 
 
 class ActivateMfaIn(BaseModel):
-    code: str = Field(pattern=r"^\d{6}$")
+    code: Code
     sign_out_others: bool = False
 
 
 class ProfileUpdate(BaseModel):
-    display_name: str | None = Field(default=None, min_length=1, max_length=100)
-    time_zone: str | None = Field(default=None, max_length=64)
-    locale: str | None = Field(default=None, max_length=16)
+    display_name: Name | None = None
+    time_zone: TimeZone | None = None
+    locale: Locale | None = None
 
 
 class ChildIn(BaseModel):
-    display_name: str = Field(min_length=1, max_length=100)
-    time_zone: str | None = Field(default=None, max_length=64)
-    email: EmailStr | None = None
+    display_name: Name
+    time_zone: TimeZone | None = None
+    email: Email | None = None
 
 
 class RoleChangeIn(BaseModel):

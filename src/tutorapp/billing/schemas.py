@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tutorapp.core.fields import Text
+
 
 class Money(BaseModel):
     amount_minor: int
@@ -26,7 +28,7 @@ class PlanOut(BaseModel):
 
 
 class CheckoutIn(BaseModel):
-    plan: str = Field(min_length=1, max_length=40)
+    plan: Text(40, min_length=1)
     booking_id: uuid.UUID | None = Field(
         default=None, description="a held booking this purchase pays for"
     )
@@ -82,7 +84,7 @@ class InvoiceOut(BaseModel):
 
 
 class DisputeIn(BaseModel):
-    reason: str = Field(min_length=3, max_length=1000)
+    reason: Text(1000, min_length=3, multiline=True)
 
 
 class EarningOut(BaseModel):
@@ -108,12 +110,12 @@ class BookingPaidOut(BaseModel):
 
 class ResolveIn(BaseModel):
     decision: Literal["refund", "release"]
-    note: str = Field(min_length=3, max_length=1000)
+    note: Text(1000, min_length=3, multiline=True)
 
 
 class CreditAdjustmentIn(BaseModel):
     delta: int = Field(ge=-1000, le=1000, description="credits to add (positive) or remove")
-    reason: str = Field(min_length=3, max_length=500)
+    reason: Text(500, min_length=3, multiline=True)
 
 
 class LedgerLineOut(BaseModel):

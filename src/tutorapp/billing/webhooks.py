@@ -26,6 +26,7 @@ from tutorapp.billing.models import WebhookEvent
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
 from tutorapp.core.errors import AppError
+from tutorapp.core.fields import storable, storable_json
 from tutorapp.core.time import utcnow
 
 log = logging.getLogger("tutorapp.billing.webhooks")
@@ -69,15 +70,16 @@ def validate(payload: Any) -> dict[str, Any]:
 async def store(session: AsyncSession, payload: dict[str, Any], body: bytes
                 ) -> tuple[uuid.UUID | None, bool]:
     """Insert the event unless we have it: (its id, whether it is new)."""
-    key = dedupe_key(payload, body)
+    key = storable(dedupe_key(payload, body), 300)
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     event_id = uuid.uuid4()
     now = utcnow()
     result = await session.execute(
         insert(WebhookEvent).values(
-            id=event_id, dedupe_key=key, event_name=payload["meta"]["event_name"],
-            resource_type=payload["data"]["type"], resource_id=str(payload["data"]["id"])[:64],
-            payload=payload, created_at=now, updated_at=now,
+            id=event_id, dedupe_key=key, event_name=storable(payload["meta"]["event_name"], 64),
+            resource_type=storable(payload["data"]["type"], 40),
+            resource_id=storable(str(payload["data"]["id"]), 64),
+            payload=storable_json(payload), created_at=now, updated_at=now,
         ).on_conflict_do_nothing(index_elements=["dedupe_key"])
     )
     if result.rowcount == 1:

@@ -9,11 +9,13 @@ a bug: `middleware.RequestContextMiddleware` logs it and answers 500.
 from __future__ import annotations
 
 from http import HTTPStatus
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -146,13 +148,22 @@ def _field_path(location: tuple[Any, ...]) -> tuple[str, str]:
     return str(where), path or str(where)
 
 
-def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+def human_message(error: Mapping[str, Any]) -> str:
+    """Pydantic's message without its developer prefix ("Value error, ...")."""
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+def validation_errors(exc: RequestValidationError | ValidationError) -> list[dict[str, Any]]:
     errors = []
     for error in exc.errors():
         location, field = _field_path(tuple(error.get("loc", ())))
-        errors.append(
-            {"field": field, "location": location, "message": error["msg"], "type": error["type"]}
-        )
+        if isinstance(exc, ValidationError):  # a model validated by hand: the loc is the field
+            location, field = "body", _field_path(("body", *error.get("loc", ())))[1]
+        errors.append({"field": field, "location": location, "message": human_message(error),
+                       "type": error["type"]})
     return errors
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from tutorapp.accounts.deps import AdminPrincipal
 from tutorapp.core.db import ReadSessionDep
+from tutorapp.core.fields import Text
 from tutorapp.jobs import service, usage
 
 router = APIRouter(prefix="/api/v1/admin/jobs", tags=["admin"])
@@ -18,7 +19,7 @@ async def list_runs(
     request: Request, principal: AdminPrincipal, session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     status: Annotated[str | None, Query(pattern="^[A-Za-z_]+$")] = None,
-    function: Annotated[str | None, Query(max_length=100)] = None,
+    function: Annotated[Text(100) | None, Query()] = None,
 ) -> dict[str, Any]:
     """Recent runs, newest first: status, attempts, last error, duration."""
     runs = await service.list_runs(limit=limit, status=status, function=function)

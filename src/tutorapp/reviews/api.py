@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, status
 
 from tutorapp.accounts.deps import PUBLIC, StudentOrParent, TutorPrincipal
 from tutorapp.core.db import ReadSessionDep, SessionDep
+from tutorapp.core.fields import Text
 from tutorapp.reviews import schemas, service
 from tutorapp.scheduling.api import clock
 
@@ -42,7 +43,7 @@ async def reply_to_review(review_id: uuid.UUID, body: schemas.ReplyIn, request: 
 async def list_reviews(
     tutor_id: uuid.UUID, request: Request, session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[Text(200) | None, Query()] = None,
 ) -> schemas.ReviewPage:
     rows, next_cursor = await service.list_for_tutor(session, tutor_id, limit=limit, cursor=cursor)
     settings = request.app.state.settings

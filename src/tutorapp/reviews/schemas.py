@@ -7,25 +7,27 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tutorapp.core.fields import Text
+
 
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stars: int = Field(ge=1, le=5)
-    text: str = Field(default="", max_length=5000)
+    text: Text(5000, multiline=True) = ""
 
 
 class ReviewEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stars: int | None = Field(default=None, ge=1, le=5)
-    text: str | None = Field(default=None, max_length=5000)
+    text: Text(5000, multiline=True) | None = None
 
 
 class ReplyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=5000)
+    text: Text(5000, min_length=1, multiline=True)
 
 
 class ReviewOut(BaseModel):

@@ -18,6 +18,7 @@ from tutorapp.accounts.service import register_exporter, row_dict
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
 from tutorapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tutorapp.core.fields import cursor_moment
 from tutorapp.reviews import schemas
 from tutorapp.reviews.models import Review
 from tutorapp.scheduling import bookings
@@ -105,8 +106,8 @@ async def list_for_tutor(session: AsyncSession, tutor_id: uuid.UUID, *, limit: i
     if cursor:
         try:
             created, rid = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-            created_at, after = datetime.fromisoformat(created), uuid.UUID(rid)
-        except (ValueError, TypeError, orjson.JSONDecodeError):
+            created_at, after = cursor_moment(created), uuid.UUID(rid)
+        except (ValueError, TypeError, AttributeError, orjson.JSONDecodeError):
             raise InvalidInput("cursor", "not a cursor of this list", location="query") from None
         query = query.where(or_(Review.created_at < created_at,
                                 and_(Review.created_at == created_at, Review.id > after)))

@@ -19,6 +19,7 @@ from tutorapp.accounts.deps import (
 from tutorapp.core.db import ReadSessionDep, SessionDep
 from tutorapp.core.deps import settings_of
 from tutorapp.core.errors import InvalidInput
+from tutorapp.core.fields import LessonLength, Moment, Text
 from tutorapp.core.time import utcnow
 from tutorapp.scheduling import (
     availability,
@@ -75,10 +76,10 @@ async def set_own_availability(body: schemas.AvailabilityIn, session: SessionDep
 @router.get("/tutors/{tutor_id}/slots")
 async def free_slots(
     tutor_id: uuid.UUID, request: Request, session: ReadSessionDep, viewer: OptionalPrincipal,
-    from_: Annotated[str, Query(alias="from", max_length=40)],
-    to: Annotated[str, Query(max_length=40)],
-    tz: Annotated[str | None, Query(max_length=64)] = None,
-    length: Annotated[int | None, Query()] = None,
+    from_: Annotated[Text(40), Query(alias="from", description="a date or an ISO 8601 moment")],
+    to: Annotated[Text(40), Query(description="a date (inclusive) or an ISO 8601 moment")],
+    tz: Annotated[Text(64) | None, Query()] = None,
+    length: Annotated[LessonLength | None, Query()] = None,
 ) -> schemas.SlotsOut:
     settings = settings_of(request)
     zone_name = tz or (viewer.user.time_zone if viewer else "UTC")
@@ -132,12 +133,9 @@ async def create_booking(
 @router.get("/bookings")
 async def list_bookings(
     session: SessionDep, caller: CurrentPrincipal,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: Annotated[datetime | None, Query()] = None,
+    from_: Annotated[Moment | None, Query(alias="from")] = None,
+    to: Annotated[Moment | None, Query()] = None,
 ) -> list[schemas.BookingOut]:
-    for field, value in (("from", from_), ("to", to)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidInput(field, "needs an offset, e.g. Z", location="query")
     rows = await bookings.list_for(session, caller.user, start=from_, end=to)
     return [await present(session, b) for b in rows]
 

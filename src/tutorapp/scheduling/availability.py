@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
 from tutorapp.core.errors import InvalidInput
+from tutorapp.core.fields import DATE_RANGE, DAY_MAX, DAY_MIN, check_moment
 from tutorapp.scheduling import schemas, timeslots
 from tutorapp.scheduling.models import (
     ACTIVE_STATUSES,
@@ -130,19 +131,25 @@ def parse_bound(value: str, tz: ZoneInfo, field: str, *, end: bool) -> datetime:
     an ISO 8601 date-time with an offset."""
     try:
         if len(value) == 10:
-            day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
+            day = date.fromisoformat(value)
+            if not DAY_MIN <= day <= DAY_MAX:
+                raise InvalidInput(field, f"must be {DATE_RANGE}", location="query")
+            day += timedelta(days=1 if end else 0)
             instant = timeslots.resolve_wall_time(day, time(), tz)
             if instant is None:  # midnight inside a DST gap: the day starts when the gap ends
                 instant = timeslots.resolve_wall_time(day, time(1), tz)
             assert instant is not None
             return instant
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InvalidInput(field, "a date (YYYY-MM-DD) or an ISO 8601 date-time",
                            location="query") from None
     if parsed.tzinfo is None:
         raise InvalidInput(field, "a date-time needs an offset, e.g. +02:00 or Z", location="query")
-    return parsed.astimezone(timeslots.UTC)
+    try:
+        return check_moment(parsed).astimezone(timeslots.UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidInput(field, str(exc), location="query") from None
 
 
 async def first_slots(session: AsyncSession, profiles: Sequence[TutorProfile], start: datetime,

@@ -6,12 +6,11 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tutorapp.core.fields import Day, LessonLength, Moment, Text, TimeZone
 from tutorapp.scheduling.models import BookingStatus
 from tutorapp.scheduling.timeslots import OverrideKind
-
-LessonLength = Literal[30, 45, 60, 90]
 
 
 class Strict(BaseModel):
@@ -31,7 +30,7 @@ class RuleIn(Strict):
 
 
 class OverrideIn(Strict):
-    day: date
+    day: Day
     kind: OverrideKind
     start: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     end: str | None = Field(default=None, pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
@@ -76,7 +75,7 @@ class SlotsOut(BaseModel):
 
 class BookingIn(Strict):
     tutor_id: uuid.UUID
-    start: AwareDatetime = Field(description="ISO 8601 with an offset")
+    start: Moment
     length: LessonLength
     student_id: uuid.UUID | None = Field(default=None, description="a parent books for a child")
 
@@ -84,7 +83,7 @@ class BookingIn(Strict):
 class SeriesIn(BookingIn):
     count: int = Field(ge=2, le=52)
     mode: Literal["all_or_nothing", "available"] = "all_or_nothing"
-    time_zone: str | None = Field(
+    time_zone: TimeZone | None = Field(
         default=None, description="zone whose wall-clock time is kept; default: the caller's"
     )
 
@@ -123,16 +122,16 @@ class SeriesOut(BaseModel):
 
 
 class CancelIn(Strict):
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Text(500, multiline=True) | None = None
     scope: Literal["this", "following"] = "this"
 
 
 class RescheduleIn(Strict):
-    start: AwareDatetime
+    start: Moment
 
 
 class NotesIn(Strict):
-    notes: str = Field(max_length=20_000)
+    notes: Text(20_000, multiline=True)
 
 
 class FeedOut(BaseModel):

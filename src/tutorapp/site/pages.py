@@ -19,6 +19,7 @@ from sqlalchemy import select
 from tutorapp.accounts.deps import PUBLIC, OptionalPrincipal
 from tutorapp.core.db import ReadSessionDep
 from tutorapp.core.errors import AppError
+from tutorapp.core.fields import Text
 from tutorapp.core.pages import render
 from tutorapp.core.templating import STATIC_DIR
 from tutorapp.reviews import service as reviews
@@ -68,12 +69,12 @@ async def landing(request: Request, session: ReadSessionDep) -> Response:
 @router.get("/tutors", dependencies=[PUBLIC])
 async def directory(
     request: Request, session: ReadSessionDep,
-    q: Annotated[str | None, Query(max_length=200)] = None,
-    subject: Annotated[str | None, Query(max_length=400)] = None,
-    level: Annotated[str | None, Query(max_length=20)] = None,
-    language: Annotated[str | None, Query(max_length=16)] = None,
-    sort: Annotated[str, Query(max_length=16)] = "relevance",
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    q: Annotated[Text(200) | None, Query()] = None,
+    subject: Annotated[Text(400) | None, Query()] = None,
+    level: Annotated[Text(20) | None, Query()] = None,
+    language: Annotated[Text(16) | None, Query()] = None,
+    sort: Annotated[Text(16), Query()] = "relevance",
+    cursor: Annotated[Text(400) | None, Query()] = None,
 ) -> Response:
     settings = request.app.state.settings
     filters = {"q": q or "", "subject": subject or "", "level": level or "",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
 
 from tutorapp.accounts.deps import PUBLIC, AdminPrincipal, OptionalPrincipal, TutorPrincipal
 from tutorapp.core.db import ReadSessionDep, SessionDep
 from tutorapp.core.errors import InvalidInput
+from tutorapp.core.fields import LessonLength, Text
 from tutorapp.scheduling import timeslots
 from tutorapp.scheduling.availability import parse_bound
 from tutorapp.tutors import schemas, search, service
@@ -117,18 +118,18 @@ async def get_profile(tutor_id: uuid.UUID, session: ReadSessionDep,
 @router.get("/tutors", dependencies=[PUBLIC])
 async def search_tutors(
     request: Request, session: ReadSessionDep,
-    q: Annotated[str | None, Query(max_length=200)] = None,
-    subject: Annotated[str | None, Query(max_length=400, description="id or path")] = None,
+    q: Annotated[Text(200) | None, Query()] = None,
+    subject: Annotated[Text(400) | None, Query(description="id or path")] = None,
     level: Level | None = None,
-    language: Annotated[str | None, Query(max_length=16)] = None,
+    language: Annotated[Text(16) | None, Query()] = None,
     min_rating: Annotated[float | None, Query(ge=0, le=5)] = None,
-    free_from: Annotated[str | None, Query(max_length=40)] = None,
-    free_to: Annotated[str | None, Query(max_length=40)] = None,
-    tz: Annotated[str, Query(max_length=64)] = "UTC",
-    length: Annotated[int | None, Query()] = None,
-    sort: Annotated[str, Query(max_length=16)] = "relevance",
+    free_from: Annotated[Text(40) | None, Query(description="a date or an ISO 8601 moment")] = None,
+    free_to: Annotated[Text(40) | None, Query(description="a date or an ISO 8601 moment")] = None,
+    tz: Annotated[Text(64), Query()] = "UTC",
+    length: Annotated[LessonLength | None, Query()] = None,
+    sort: Annotated[Literal[search.SORTS] | None, Query()] = None,  # type: ignore[valid-type]
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    cursor: Annotated[Text(400) | None, Query()] = None,
 ) -> schemas.SearchPage:
     """Approved tutors; see docs/api-marketplace.md for the rules of each parameter."""
     from tutorapp.scheduling.api import clock
@@ -142,7 +143,8 @@ async def search_tutors(
         q=q, subject=subject, level=level, language=language, min_rating=min_rating,
         free_from=None if free_from is None else parse_bound(free_from, zone, "free_from", end=False),
         free_to=None if free_to is None else parse_bound(free_to, zone, "free_to", end=True),
-        length=length, sort=sort, limit=min(limit, settings.search_page_size_max), cursor=cursor,
+        length=length, sort=sort or "relevance", limit=min(limit, settings.search_page_size_max),
+        cursor=cursor,
     )
     return await search.search(session, query, settings=settings, now=clock(request),
                                dialect=request.app.state.database.dialect)

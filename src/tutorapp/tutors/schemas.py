@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tutorapp.scheduling.timeslots import is_valid_zone
+from tutorapp.core.fields import HttpsUrl, LessonLength, Name, Text, TimeZone
 from tutorapp.tutors.models import Level, ProfileStatus
 
-LessonLength = Literal[30, 45, 60, 90]
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$", max_length=16,
+                                    examples=["en", "pt-BR"])]
 
 
 class Strict(BaseModel):
@@ -19,7 +20,7 @@ class Strict(BaseModel):
 
 
 class SubjectIn(Strict):
-    name: str = Field(min_length=1, max_length=100)
+    name: Name
     slug: str = Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=64)
     parent_id: uuid.UUID | None = None
 
@@ -33,8 +34,8 @@ class SubjectOut(BaseModel):
 
 
 class LanguageIn(Strict):
-    code: str = Field(pattern=r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$", max_length=16)
-    name: str = Field(min_length=1, max_length=100)
+    code: LanguageCode
+    name: Name
 
 
 class LanguageOut(BaseModel):
@@ -56,27 +57,20 @@ class TutorSubjectOut(BaseModel):
 
 
 class ProfileIn(Strict):
-    display_name: str | None = Field(default=None, min_length=1, max_length=100)
-    headline: str = Field(default="", max_length=200)
-    bio_markdown: str = Field(default="", max_length=20_000)
+    display_name: Name | None = None
+    headline: Text(200) = ""
+    bio_markdown: Text(20_000, multiline=True) = ""
     subjects: list[TutorSubjectIn] = Field(default_factory=list, max_length=50)
-    languages: list[str] = Field(default_factory=list, max_length=20)
-    time_zone: str
-    meeting_link: str | None = Field(default=None, max_length=500, pattern=r"^https://\S+$")
-    photo_ref: str | None = Field(default=None, max_length=300)
+    languages: list[LanguageCode] = Field(default_factory=list, max_length=20)
+    time_zone: TimeZone
+    meeting_link: HttpsUrl | None = None
+    photo_ref: Text(300) | None = None
     lesson_lengths: list[LessonLength] = Field(min_length=1, max_length=4)
     requires_approval: bool = False
     buffer_minutes: int | None = Field(default=None, ge=0, le=240)
     min_notice_minutes: int | None = Field(default=None, ge=0, le=60 * 24 * 30)
     horizon_days: int | None = Field(default=None, ge=1, le=730)
     free_cancellation_hours: int | None = Field(default=None, ge=0, le=24 * 30)
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        if not is_valid_zone(value):
-            raise ValueError("not an IANA time zone, e.g. Europe/London")
-        return value
 
     @field_validator("lesson_lengths")
     @classmethod
@@ -119,7 +113,7 @@ class OwnProfileOut(ProfileOut):
 
 
 class RejectIn(Strict):
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text(1000, min_length=1, multiline=True)
 
 
 class SearchItem(BaseModel):

@@ -34,6 +34,7 @@ from sqlalchemy.orm import load_only
 
 from tutorapp.config import Settings
 from tutorapp.core.errors import InvalidInput
+from tutorapp.core.fields import cursor_float, cursor_moment
 from tutorapp.scheduling import availability
 from tutorapp.tutors import schemas
 from tutorapp.tutors.models import (
@@ -86,14 +87,18 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         kind, key, tutor_id = orjson.loads(raw)
-        if kind != sort:
+        if kind != sort or not isinstance(tutor_id, str):
             raise ValueError("sort changed")
-        if sort in ("relevance", "rating"):
-            key = float(key)
+        # Strict: a crafted key must not reach the database (a naive or year-9999
+        # moment, NaN, a huge rank) but answer 422 like any bad cursor.
+        if sort == "rating":
+            key = cursor_float(key, lo=0, hi=5)
+        elif sort == "relevance":
+            key = cursor_float(key, lo=-1e6, hi=1e6)
         elif sort == "soonest":
-            key = datetime.fromisoformat(key)
+            key = cursor_moment(key)
         return key, uuid.UUID(tutor_id)
-    except (ValueError, TypeError, orjson.JSONDecodeError):
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError):
         raise InvalidInput("cursor", "not a cursor of this search; start again without it",
                            location="query") from None
 
