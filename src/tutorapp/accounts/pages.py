@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts import mfa, service, sessions
+from tutorapp.accounts import mfa, schemas, service, sessions
 from tutorapp.accounts.api import client_of
 from tutorapp.accounts.deps import (
     PUBLIC,
@@ -23,8 +23,8 @@ from tutorapp.accounts.models import Role
 from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
 from tutorapp.core.deps import LimiterDep, SettingsDep
-from tutorapp.core.errors import AppError, InvalidInput, safe_next
-from tutorapp.core.pages import FormCSRF, form_failed, render
+from tutorapp.core.errors import AppError, safe_next
+from tutorapp.core.pages import FormCSRF, form_failed, form_message, parse_form, render
 from tutorapp.core.ratelimit import Limit
 
 router = APIRouter(include_in_schema=False)
@@ -49,6 +49,7 @@ def set_session_cookie(response: Response, settings: Settings, tokens: sessions.
 
 
 Field = Annotated[str, Form()]
+SIGNUP_LABELS = {"display_name": "Your name", "role": "I am", "time_zone": "Time zone"}
 
 
 # --- sign in ---------------------------------------------------------------------
@@ -88,11 +89,10 @@ async def signup_submit(request: Request, db: SessionDep, settings: SettingsDep,
                         time_zone: Annotated[str, Form()] = "UTC") -> Response:
     values = {"email": email, "display_name": display_name, "role": role, "time_zone": time_zone}
     try:
-        if role not in ("student", "parent", "tutor"):
-            raise InvalidInput("role", "choose student, parent or tutor")
-        user = await service.sign_up(db, settings, email=email, password=password,
-                                     display_name=display_name, role=Role(role),
-                                     time_zone=time_zone, locale="en")
+        data = parse_form(schemas.SignupIn, values | {"password": password}, labels=SIGNUP_LABELS)
+        user = await service.sign_up(db, settings, email=data.email, password=data.password,
+                                     display_name=data.display_name, role=Role(data.role),
+                                     time_zone=data.time_zone, locale="en")
     except AppError as error:
         return await form_failed(db, request, "auth/signup.html", error, **values)
     if settings.email_confirmation_required:
@@ -337,7 +337,8 @@ def _account(request: Request, principal: Any, status_code: int = 200, **extra: 
 async def _account_failed(db: AsyncSession, request: Request, principal: Any, error: AppError,
                           **extra: Any) -> Response:
     """The account page again with the error; rendered before the rollback expires rows."""
-    response = _account(request, principal, status_code=error.status, error=error.detail, **extra)
+    response = _account(request, principal, status_code=error.status,
+                        error=form_message(error, {"display_name": "Name"}), **extra)
     await db.rollback()
     return response
 
@@ -351,10 +352,11 @@ async def account_page(request: Request, principal: CurrentPrincipal) -> Respons
 async def account_profile(request: Request, principal: CurrentPrincipal, db: SessionDep,
                           display_name: Field, time_zone: Field) -> Response:
     try:
-        if not display_name.strip():
-            raise InvalidInput("display_name", "your name cannot be empty")
-        await service.update_profile(db, principal.user, display_name=display_name[:100],
-                                     time_zone=time_zone.strip(), locale=None)
+        data = parse_form(schemas.ProfileUpdate,
+                          {"display_name": display_name, "time_zone": time_zone},
+                          labels={"display_name": "Name", "time_zone": "Time zone"})
+        await service.update_profile(db, principal.user, display_name=data.display_name,
+                                     time_zone=data.time_zone, locale=None)
     except AppError as error:
         return await _account_failed(db, request, principal, error,
                                      values={"display_name": display_name, "time_zone": time_zone})
@@ -435,10 +437,11 @@ async def children_page(request: Request, principal: ParentPrincipal, db: Sessio
 async def children_add(request: Request, principal: ParentPrincipal, db: SessionDep,
                        display_name: Field, time_zone: Annotated[str, Form()] = "") -> Response:
     try:
-        if not display_name.strip():
-            raise InvalidInput("display_name", "give the child's name")
-        await service.add_child(db, principal.user, display_name=display_name[:100],
-                                time_zone=time_zone.strip() or None, email=None)
+        data = parse_form(schemas.ChildIn, {"display_name": display_name,
+                                            "time_zone": time_zone.strip() or None},
+                          labels={"display_name": "Child's name"})
+        await service.add_child(db, principal.user, display_name=data.display_name,
+                                time_zone=data.time_zone, email=None)
     except AppError as error:
         return await form_failed(db, request, "app/children.html", error,
                                  children=await service.children_of(db, principal.user),

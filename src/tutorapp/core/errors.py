@@ -148,8 +148,72 @@ def _field_path(location: tuple[Any, ...]) -> tuple[str, str]:
     return str(where), path or str(where)
 
 
+_MESSAGES: dict[str, str] = {
+    "missing": "is required",
+    "string_too_long": "must be at most {max_length} characters",
+    "too_long": "must have at most {max_length} items",
+    "too_short": "must have at least {min_length} items",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "greater_than": "must be more than {gt}",
+    "less_than": "must be less than {lt}",
+    "uuid_parsing": "is not one of the choices offered",
+    "uuid_type": "is not one of the choices offered",
+    "literal_error": "must be one of: {expected}",
+    "enum": "must be one of: {expected}",
+    "date_parsing": "must be a date such as 2026-05-31",
+    "date_from_datetime_parsing": "must be a date such as 2026-05-31",
+    "datetime_parsing": "must be a date and time such as 2026-05-31T14:30:00+02:00",
+    "datetime_from_date_parsing": "must be a date and time such as 2026-05-31T14:30:00+02:00",
+    "timezone_aware": "needs an offset, e.g. +02:00 or Z",
+    "bool_parsing": "must be yes or no",
+    "string_type": "must be text",
+    "extra_forbidden": "is not a field of this form",
+    "json_invalid": "is not valid JSON",
+}
+
+
+# What a pattern of our schemas asks for, in words (keyed by a piece of the pattern).
+_PATTERNS = {
+    "[0-5]\\d": "must be a time such as 09:30, from 00:00 to 23:59",
+    "\\d{6}": "must be the 6 digits of the code",
+    "[a-z]{2,3}": "must be a language code such as en or pt-BR",
+    "[a-z0-9]+(?:-": "may hold only lowercase letters, digits and single hyphens",
+    "https://": "must be an https:// link",
+    "[A-Za-z_]+": "may hold only letters and underscores",
+}
+
+
 def human_message(error: Mapping[str, Any]) -> str:
-    """Pydantic's message without its developer prefix ("Value error, ...")."""
+    """One sentence a person can act on, for the API's `errors[].message` and the
+    pages alike: never pydantic's "1 validation error for SeriesIn" or a regex."""
+    kind, context = str(error.get("type", "")), dict(error.get("ctx") or {})
+    if kind == "string_too_short":
+        return ("is required" if context.get("min_length") == 1
+                else "must be at least {min_length} characters".format(**context))
+    if kind == "string_pattern_mismatch":
+        pattern = str(context.get("pattern", ""))
+        for needle, sentence in _PATTERNS.items():
+            if needle in pattern:
+                return sentence
+        return "is not in the expected format"
+    if kind in ("literal_error", "enum"):
+        expected = str(context.get("expected", "")).replace("'", "")
+        if expected.count(",") >= 6:  # a long list: the form offers it as a choice
+            return "is not one of the choices offered"
+        return f"must be one of: {expected}"
+    if kind == "value_error" and "email" in str(error["msg"]):
+        return "is not a valid email address"
+    template = _MESSAGES.get(kind)
+    if template:
+        try:
+            return template.format(**context)
+        except (KeyError, IndexError):
+            pass
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)

@@ -11,7 +11,7 @@ values and refuse the rest with the same sentence (a 422 naming the field, never
   be a lesson (the booking horizon is at most two years) and year 9999 overflows the
   moment a duration is added to it.
 - `Amount`: minor units that fit the 32-bit integer columns money is stored in.
-- `TimeZone`, `Currency`: values from the lists the forms offer as choices.
+- `TimeZone`: a value of the list the forms offer as a choice.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def time_zones() -> tuple[str, ...]:
 
 def _known_zone(value: str) -> str:
     if value not in _zone_set():
-        raise ValueError("not a time zone of the list, e.g. Europe/London")
+        raise ValueError("is not a time zone of the list, e.g. Europe/London")
     return value
 
 
@@ -190,7 +190,3 @@ TimeZone = Annotated[
     AfterValidator(_known_zone),
 ]
 
-# ISO 4217 codes tutors may price lessons in (and plans may be sold in).
-CURRENCIES = ("AUD", "BRL", "CAD", "CHF", "CZK", "DKK", "EUR", "GBP", "HKD", "HUF", "INR",
-              "JPY", "KWD", "MXN", "NOK", "NZD", "PLN", "SEK", "SGD", "USD", "ZAR")
-Currency = Literal[CURRENCIES]  # type: ignore[valid-type]

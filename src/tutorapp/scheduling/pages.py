@@ -21,7 +21,8 @@ from tutorapp.accounts.deps import CurrentPrincipal, StudentOrParent, TutorPrinc
 from tutorapp.accounts.models import Role, User
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError, InvalidInput, NotFound, safe_next
-from tutorapp.core.pages import form_failed, render
+from tutorapp.core.fields import check_moment
+from tutorapp.core.pages import FormProblem, form_failed, parse_form, render
 from tutorapp.reviews import schemas as review_schemas
 from tutorapp.reviews import service as reviews
 from tutorapp.reviews.models import Review
@@ -34,6 +35,9 @@ from tutorapp.tutors.models import TutorProfile
 
 router = APIRouter(include_in_schema=False)
 FormStr = Annotated[str, Form()]
+OVERRIDE_ROWS_MAX = 503  # the page shows the saved overrides (at most 500) plus three empty rows
+BOOK_LABELS = {"count": "Number of weekly lessons", "length": "Lesson length",
+               "student_id": "Who the lesson is for", "start": "Time"}
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -137,12 +141,9 @@ async def _earnings(session: AsyncSession, user: User) -> dict[str, Any]:
 
 def _parse_start(value: str) -> datetime:
     try:
-        start = datetime.fromisoformat(value)
+        return check_moment(datetime.fromisoformat(value))
     except ValueError:
         raise InvalidInput("start", "pick a slot from the tutor's page") from None
-    if start.tzinfo is None:
-        raise InvalidInput("start", "pick a slot from the tutor's page")
-    return start
 
 
 async def _book_context(session: AsyncSession, principal: Any, tutor_id: uuid.UUID,
@@ -170,22 +171,31 @@ async def book_page(request: Request, tutor_id: uuid.UUID, principal: StudentOrP
 
 @router.post("/app/book/{tutor_id}")
 async def book_submit(request: Request, tutor_id: uuid.UUID, principal: StudentOrParent,
-                      session: SessionDep, start: FormStr, length: Annotated[int, Form()],
+                      session: SessionDep, start: FormStr, length: FormStr,
                       zone: Annotated[str, Form()] = "UTC",
                       repeat: Annotated[str, Form()] = "once",
-                      count: Annotated[int, Form()] = 4,
+                      count: Annotated[str, Form()] = "4",
                       student_id: Annotated[str, Form()] = "") -> Response:
+    """The booking form through the API's schemas (BookingIn, SeriesIn)."""
     settings = request.app.state.settings
     now = clock(request)
+    shown_length = int(length) if length.isdigit() and len(length) < 4 else 60
+    context: dict[str, Any] = {}
     try:
-        context = await _book_context(session, principal, tutor_id, start, length, zone)
-        child = uuid.UUID(student_id) if student_id else None
+        moment = _parse_start(start)
+        fields = {"tutor_id": tutor_id, "start": moment,
+                  "length": int(length) if length.isdigit() else length,
+                  "student_id": student_id or None}
+        if repeat == "weekly":
+            fields |= {"count": count, "mode": "available",
+                       "time_zone": zone if timeslots.is_valid_zone(zone) else None}
+        data = parse_form(schemas.SeriesIn if repeat == "weekly" else schemas.BookingIn, fields,
+                          labels=BOOK_LABELS)
+        context = await _book_context(session, principal, tutor_id, start, data.length, zone)
+        child = data.student_id
         if principal.role == Role.parent and child is None:
             raise InvalidInput("student_id", "choose which child the lesson is for")
-        if repeat == "weekly":
-            data = schemas.SeriesIn(tutor_id=tutor_id, start=context["start"], length=length,
-                                    student_id=child, count=count, mode="available",
-                                    time_zone=zone if timeslots.is_valid_zone(zone) else None)
+        if isinstance(data, schemas.SeriesIn):
             _, booked, _conflicts = await series.book_series(
                 session, caller=principal.user, data=data, settings=settings, now=now)
             if not booked:
@@ -193,17 +203,17 @@ async def book_submit(request: Request, tutor_id: uuid.UUID, principal: StudentO
             first = booked[0]
             return see_other(f"/app/bookings/{first.id}?series={len(booked)}")
         booking = await bookings.book(session, caller=principal.user, tutor_id=tutor_id,
-                                      start=context["start"], length=length, student_id=child,
+                                      start=data.start, length=data.length, student_id=child,
                                       settings=settings, now=now)
     except AppError as error:
-        try:
-            context = await _book_context(session, principal, tutor_id, start, length, zone)
-        except AppError:
-            context = {}
-        return await form_failed(session, request, "app/book.html", error, **context)
-    except ValueError as exc:  # bad uuid or pydantic validation of the series
-        return await form_failed(session, request, "app/book.html",
-                                 InvalidInput("count", str(exc).splitlines()[0]), **context)
+        if not context:
+            try:
+                context = await _book_context(session, principal, tutor_id, start, shown_length,
+                                              zone)
+            except AppError:
+                context = {}
+        return await form_failed(session, request, "app/book.html", error, labels=BOOK_LABELS,
+                                 **context)
     return see_other(f"/app/bookings/{booking.id}")
 
 
@@ -422,28 +432,47 @@ async def availability_submit(request: Request, principal: TutorPrincipal,
     """The whole week in one form: per weekday up to 3 ranges, plus date overrides."""
     profile = await tutors.own_profile(session, principal.id)
     form = await request.form()
-    rules, overrides = [], []
+    rules: list[dict[str, Any]] = []
+    overrides: list[dict[str, Any]] = []
+    labels: dict[str, str] = {"rules": "Weekly hours", "overrides": "Date",
+                              "overrides.day": "", "start": "from", "end": "to"}
+    problems: list[str] = []  # a half-filled row is refused, never dropped
     for day in range(7):
         for n in range(3):
-            start, end = form.get(f"d{day}_{n}_start"), form.get(f"d{day}_{n}_end")
-            if start and end:
-                end = "24:00" if end == "23:59" else end
-                rules.append({"weekday": day, "start": start, "end": end})
-    for n in range(10):
-        day = form.get(f"o{n}_date")
-        if not day:
+            start = str(form.get(f"d{day}_{n}_start") or "").strip()
+            end = str(form.get(f"d{day}_{n}_end") or "").strip()
+            if not (start or end):
+                continue
+            where = f"{WEEKDAYS[day]}, range {n + 1}"
+            if not (start and end):
+                problems.append(f"{where}: give both a start and an end time.")
+                continue
+            labels[f"rules[{len(rules)}]"] = where
+            rules.append({"weekday": day, "start": start,
+                          "end": "24:00" if end == "23:59" else end})
+    for n in range(OVERRIDE_ROWS_MAX):
+        day = str(form.get(f"o{n}_date") or "").strip()
+        start = str(form.get(f"o{n}_start") or "").strip()
+        end = str(form.get(f"o{n}_end") or "").strip()
+        if not (day or start or end):
             continue
-        kind = form.get(f"o{n}_kind") or "unavailable"
-        item: dict[str, Any] = {"day": day, "kind": kind}
-        if form.get(f"o{n}_start") and form.get(f"o{n}_end"):
-            item.update(start=form.get(f"o{n}_start"), end=form.get(f"o{n}_end"))
+        if not day:
+            problems.append(f"Date {n + 1}: give the date of these hours.")
+            continue
+        if bool(start) != bool(end):
+            problems.append(f"Date {n + 1}: give both a start and an end time, or neither "
+                            "for a whole day off.")
+            continue
+        labels[f"overrides[{len(overrides)}]"] = f"Date {n + 1}"
+        item: dict[str, Any] = {"day": day, "kind": str(form.get(f"o{n}_kind") or "off")}
+        if start:
+            item.update(start=start, end=end)
         overrides.append(item)
     try:
-        try:
-            body = schemas.AvailabilityIn.model_validate({"rules": rules, "overrides": overrides})
-        except ValueError as exc:
-            first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc)}  # type: ignore[attr-defined]
-            raise InvalidInput("availability", first["msg"]) from None
+        if problems:
+            raise FormProblem(" ".join(problems))
+        body = parse_form(schemas.AvailabilityIn, {"rules": rules, "overrides": overrides},
+                          labels=labels)
         await availability.set_availability(session, profile, body, actor_id=principal.id)
     except AppError as error:
         out = await availability.get_availability(session, profile)

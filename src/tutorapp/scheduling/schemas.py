@@ -6,11 +6,14 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tutorapp.core.fields import Day, LessonLength, Moment, Text, TimeZone
 from tutorapp.scheduling.models import BookingStatus
 from tutorapp.scheduling.timeslots import OverrideKind
+
+
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 class Strict(BaseModel):
@@ -58,6 +61,34 @@ def hhmm(value: int) -> str:
 class AvailabilityIn(Strict):
     rules: list[RuleIn] = Field(max_length=100)
     overrides: list[OverrideIn] = Field(default_factory=list, max_length=500)
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_apart(cls, rules: list[RuleIn]) -> list[RuleIn]:
+        """Ranges of one weekday must not overlap (a tutor meant something else)."""
+        ranges = sorted((r.weekday, minutes(r.start), minutes(r.end)) for r in rules)
+        for (day, start, end), (next_day, next_start, next_end) in zip(ranges, ranges[1:]):
+            if day == next_day and next_start < end:
+                raise ValueError(f"{WEEKDAY_NAMES[day]}: {hhmm(start)}-{hhmm(end)} and "
+                                 f"{hhmm(next_start)}-{hhmm(next_end)} overlap")
+        return rules
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_apart(cls, overrides: list[OverrideIn]) -> list[OverrideIn]:
+        """One date: either a whole day off, or hour ranges that do not overlap."""
+        by_day: dict[date, list[OverrideIn]] = {}
+        for o in overrides:
+            by_day.setdefault(o.day, []).append(o)
+        for day, items in by_day.items():
+            if len(items) > 1 and any(o.start is None for o in items):
+                raise ValueError(f"{day.isoformat()}: a whole day off cannot have other hours")
+            ranges = sorted((minutes(o.start or ""), minutes(o.end or "")) for o in items)
+            for (start, end), (next_start, next_end) in zip(ranges, ranges[1:]):
+                if next_start < end:
+                    raise ValueError(f"{day.isoformat()}: {hhmm(start)}-{hhmm(end)} and "
+                                     f"{hhmm(next_start)}-{hhmm(next_end)} overlap")
+        return overrides
 
 
 class AvailabilityOut(BaseModel):

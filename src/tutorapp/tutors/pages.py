@@ -7,13 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.deps import TutorPrincipal
 from tutorapp.core.db import SessionDep
-from tutorapp.core.errors import AppError, InvalidInput
-from tutorapp.core.pages import form_failed, render
+from tutorapp.core.errors import AppError
+from tutorapp.core.pages import form_failed, parse_form, render
 from tutorapp.tutors import schemas, service
 from tutorapp.tutors.models import Level
 
@@ -24,16 +23,6 @@ LABELS = {"bio_markdown": "About you", "headline": "Headline", "subjects": "Subj
           "meeting_link": "Meeting link", "languages": "Languages",
           "display_name": "Name shown to students",
           "free_cancellation_hours": "Free cancellation"}
-
-
-def _readable(error: AppError) -> AppError:
-    """Field names as the form labels them ("bio_markdown" -> "About you")."""
-    import re
-
-    detail = re.sub(r"\b(" + "|".join(LABELS) + r")\b", lambda m: LABELS[m.group(1)],
-                    error.detail or "")
-    error.detail = detail
-    return error
 
 
 async def _editor_context(session: AsyncSession, principal: Any,
@@ -85,24 +74,18 @@ def _values_from(form: Any) -> dict[str, Any]:
 
 
 def _profile_in(values: dict[str, Any]) -> schemas.ProfileIn:
-    try:
-        return schemas.ProfileIn(
-            display_name=values["display_name"] or None, headline=values["headline"],
-            bio_markdown=values["bio_markdown"],
-            subjects=[{"subject_id": sid, "level": level}
-                      for sid, level in values["subjects"].items()],
-            languages=values["languages"],
-            time_zone=values["time_zone"], meeting_link=values["meeting_link"] or None,
-            lesson_lengths=values["lesson_lengths"],
-            requires_approval=values["requires_approval"],
-            free_cancellation_hours=int(values["free_cancellation_hours"] or 24),
-        )
-    except (ValidationError, ValueError) as exc:
-        if isinstance(exc, ValidationError):
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "profile"
-            raise InvalidInput(where, first["msg"]) from None
-        raise InvalidInput("profile", str(exc)) from None
+    """The form through the API's schema: same limits, refusals in the form's words."""
+    return parse_form(schemas.ProfileIn, {
+        "display_name": values["display_name"] or None, "headline": values["headline"],
+        "bio_markdown": values["bio_markdown"],
+        "subjects": [{"subject_id": sid, "level": level}
+                     for sid, level in values["subjects"].items()],
+        "languages": values["languages"], "time_zone": values["time_zone"],
+        "meeting_link": values["meeting_link"] or None,
+        "lesson_lengths": values["lesson_lengths"],
+        "requires_approval": values["requires_approval"],
+        "free_cancellation_hours": values["free_cancellation_hours"] or 24,
+    }, labels=LABELS)
 
 
 @router.post("/app/profile")
@@ -116,7 +99,7 @@ async def save(request: Request, principal: TutorPrincipal, session: SessionDep)
             await service.submit(session, principal.user)
     except AppError as error:
         context = await _editor_context(session, principal, values)
-        return await form_failed(session, request, "app/profile.html", _readable(error),
+        return await form_failed(session, request, "app/profile.html", error, labels=LABELS,
                                  **context)
     return RedirectResponse("/app/profile?saved=1", status_code=303)
 
