@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from tutorapp import __version__
+from tutorapp import __version__, openapi
 from tutorapp.accounts import api as accounts_api
 from tutorapp.accounts import pages as accounts_pages
 from tutorapp.admin import pages as admin_pages
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
     install_gotrue(app)  # /auth/v1: Supabase Auth's API, after the error handlers above
+    openapi.install(app, routers)  # every error status of each operation, as problem+json
     app.state.templates.context_processors.append(core_pages.template_context)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

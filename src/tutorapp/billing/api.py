@@ -214,7 +214,7 @@ async def my_invoices(session: SessionDep, caller: StudentOrParent) -> list[sche
     ]
 
 
-@router.post("/bookings/{booking_id}/pay")
+@router.post("/bookings/{booking_id}/pay", responses={402: {"description": "no lesson credits left"}})
 async def pay_booking(booking_id: uuid.UUID, request: Request, session: SessionDep,
                       caller: StudentOrParent) -> schemas.BookingPaidOut:
     """Pay a held booking with one credit of the family wallet (402 without credits)."""
