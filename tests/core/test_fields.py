@@ -205,3 +205,20 @@ def test_the_shared_text_type_and_choices() -> None:
     zones = time_zones()
     assert zones[0] == "UTC" and "Europe/London" in zones and "America/Argentina/Salta" in zones
     assert not any(z.startswith(("Etc/", "posix/")) for z in zones)
+
+
+async def test_a_signed_resend_event_with_nul_and_a_long_id_is_stored(
+    app, client: httpx.AsyncClient, database_url: str
+) -> None:
+    from tests.conftest import make_settings
+    from tests.notifications.test_webhooks import SECRET, bounce, signed
+
+    app.state.settings = make_settings(database_url, resend_webhook_secret=SECRET)
+    payload = bounce("gone@example.org")
+    payload["data"]["subject"] = "Wel\u0000come"
+    body, headers = signed(payload, msg_id="msg_" + "x" * 400)
+    first = await client.post("/webhooks/resend", content=body, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"received": True, "handled": True, "duplicate": False}
+    again = await client.post("/webhooks/resend", content=body, headers=headers)
+    assert again.json() == {"received": True, "handled": True, "duplicate": True}

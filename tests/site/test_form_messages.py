@@ -166,3 +166,30 @@ async def test_availability_refuses_what_it_would_have_dropped(
     assert sentence in alert(response)
     after = await client.get("/app/availability", headers=HTML)
     assert 'value="08:00"' not in after.text  # nothing of the refused form was saved
+
+
+async def test_availability_keeps_a_day_off_and_ranges_that_touch(
+    client: httpx.AsyncClient, db
+) -> None:
+    tutor = await make_user(db, role=Role.tutor)
+    await browser_login(client, tutor.email)
+    saved = await client.post("/app/profile", headers=HTML, data={
+        "display_name": "Tom", "headline": "Maths", "bio_markdown": "Hi", "hourly_rate": "35",
+        "currency": "EUR", "time_zone": "Europe/Madrid", "lesson_lengths": "60",
+        "free_cancellation_hours": "24",
+        "csrf_token": csrf_of(await client.get("/app/profile", headers=HTML))})
+    assert saved.status_code == 303
+    page = await client.get("/app/availability", headers=HTML)
+    response = await client.post("/app/availability", headers=HTML, data={
+        "d0_0_start": "09:00", "d0_0_end": "12:00", "d0_1_start": "12:00", "d0_1_end": "23:59",
+        "o0_date": "2030-01-07", "o0_kind": "off",
+        "o1_date": "2030-01-08", "o1_kind": "extra", "o1_start": "07:00", "o1_end": "08:00",
+        "o2_date": "2030-01-08", "o2_kind": "extra", "o2_start": "08:00", "o2_end": "09:00",
+        "csrf_token": csrf_of(page)})
+    assert response.status_code == 303, alert(response)
+    rules = (await client.get("/api/v1/tutors/me/availability")).json()
+    assert rules["rules"] == [{"weekday": 0, "start": "09:00", "end": "12:00"},
+                              {"weekday": 0, "start": "12:00", "end": "24:00"}]
+    assert [(o["day"], o["kind"], o["start"]) for o in rules["overrides"]] == [
+        ("2030-01-07", "off", None), ("2030-01-08", "extra", "07:00"),
+        ("2030-01-08", "extra", "08:00")]

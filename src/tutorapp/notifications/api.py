@@ -18,6 +18,7 @@ from svix.webhooks import Webhook, WebhookVerificationError
 from tutorapp.accounts.deps import PUBLIC
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError
+from tutorapp.core.fields import storable, storable_json
 from tutorapp.jobs.engine import emit
 
 FEEDBACK_TYPES = {"email.bounced", "email.complained"}
@@ -65,5 +66,7 @@ async def resend_webhook(event: ResendEvent, session: SessionDep) -> dict[str, A
     message_id, payload = event
     if payload["type"] not in FEEDBACK_TYPES:
         return {"received": True, "handled": False}
-    new = await emit(session, "resend.webhook", payload, event_id=message_id)
+    # a signed event is always stored: no NUL for PostgreSQL, the id cut to its column
+    new = await emit(session, "resend.webhook", storable_json(payload),
+                     event_id=storable(message_id, 200))
     return {"received": True, "handled": True, "duplicate": not new}

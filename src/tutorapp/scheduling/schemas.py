@@ -83,7 +83,8 @@ class AvailabilityIn(Strict):
         for day, items in by_day.items():
             if len(items) > 1 and any(o.start is None for o in items):
                 raise ValueError(f"{day.isoformat()}: a whole day off cannot have other hours")
-            ranges = sorted((minutes(o.start or ""), minutes(o.end or "")) for o in items)
+            ranges = sorted((minutes(o.start), minutes(o.end)) for o in items
+                            if o.start is not None and o.end is not None)
             for (start, end), (next_start, next_end) in zip(ranges, ranges[1:]):
                 if next_start < end:
                     raise ValueError(f"{day.isoformat()}: {hhmm(start)}-{hhmm(end)} and "
