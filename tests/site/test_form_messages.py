@@ -193,3 +193,26 @@ async def test_availability_keeps_a_day_off_and_ranges_that_touch(
     assert [(o["day"], o["kind"], o["start"]) for o in rules["overrides"]] == [
         ("2030-01-07", "off", None), ("2030-01-08", "extra", "07:00"),
         ("2030-01-08", "extra", "08:00")]
+
+
+async def test_a_cancellation_reason_with_nul_is_refused_not_cut(
+    app, client: httpx.AsyncClient, market: Market, db
+) -> None:
+    _, tutor_id = await approved_tutor(app, client, market, rules=WEEKDAYS)
+    student = await make_user(db)
+    await browser_login(client, student.email)
+    slot = await first_slot(client, tutor_id)
+    page = await client.get(slot["path"], headers=HTML)
+    booked = await client.post(f"/app/book/{tutor_id}", headers=HTML, data={
+        "start": slot["start"], "length": slot["length"], "zone": "UTC", "repeat": "once",
+        "csrf_token": csrf_of(page)})
+    assert booked.status_code == 303
+    cancel = await client.get(booked.headers["location"] + "/cancel", headers=HTML)
+    for reason, sentence in [("ill\u0000", "Reason must not contain control characters."),
+                             ("r" * 501, "Reason must be at most 500 characters.")]:
+        refused = await client.post(booked.headers["location"] + "/cancel", headers=HTML,
+                                    data={"scope": "this", "reason": reason,
+                                          "csrf_token": csrf_of(cancel)})
+        assert refused.status_code == 422
+        assert sentence in alert(refused)
+    assert "Cancelled" not in (await client.get(booked.headers["location"], headers=HTML)).text

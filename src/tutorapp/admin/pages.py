@@ -21,11 +21,13 @@ from tutorapp.accounts.models import Role, User
 from tutorapp.core.audit import AuditEvent, record
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError, InvalidInput
-from tutorapp.core.pages import form_failed, render
+from tutorapp.core.pages import form_failed, parse_form, render
 from tutorapp.scheduling import bookings
+from tutorapp.scheduling import schemas as scheduling_schemas
 from tutorapp.scheduling.api import clock
 from tutorapp.scheduling.models import Booking
 from tutorapp.scheduling.pages import describe
+from tutorapp.tutors import schemas as tutor_schemas
 from tutorapp.tutors import service as tutors
 from tutorapp.tutors.models import ProfileStatus, TutorProfile
 
@@ -84,13 +86,16 @@ async def reject_confirm(request: Request, profile_id: uuid.UUID, admin: AdminPr
                   reason_required=True)
 
 
+REASON = {"reason": "Reason"}
+
+
 @router.post("/tutors/{profile_id}/reject")
 async def reject(request: Request, profile_id: uuid.UUID, admin: AdminPrincipal,
                  session: SessionDep, reason: Annotated[str, Form()] = "") -> Response:
     try:
-        if not reason.strip():
-            raise InvalidInput("reason", "tell the tutor why")
-        await tutors.reject(session, profile_id, admin_id=admin.id, reason=reason.strip()[:1000])
+        data = parse_form(tutor_schemas.RejectIn, {"reason": reason},
+                          labels={"reason": "Reason shown to the tutor"})
+        await tutors.reject(session, profile_id, admin_id=admin.id, reason=data.reason)
     except AppError as error:
         return await form_failed(session, request, "admin/confirm.html", error, section="tutors",
                                  title="Reject the profile?", consequence="",
@@ -175,8 +180,9 @@ async def booking_cancel_confirm(request: Request, booking_id: uuid.UUID, admin:
 async def booking_cancel(request: Request, booking_id: uuid.UUID, admin: AdminPrincipal,
                          session: SessionDep, reason: Annotated[str, Form()] = "") -> Response:
     try:
+        data = parse_form(scheduling_schemas.CancelIn, {"reason": reason}, labels=REASON)
         await bookings.cancel(session, booking_id, admin.user, now=clock(request),
-                              reason=reason.strip()[:500] or "cancelled by an admin")
+                              reason=data.reason or "cancelled by an admin")
     except AppError as error:
         return await form_failed(session, request, "admin/confirm.html", error,
                                  section="bookings", title="Cancel this booking?",

@@ -288,9 +288,10 @@ async def cancel_submit(request: Request, booking_id: uuid.UUID, principal: Curr
                         session: SessionDep, scope: Annotated[str, Form()] = "this",
                         reason: Annotated[str, Form()] = "") -> Response:
     try:
+        data = parse_form(schemas.CancelIn, {"reason": reason, "scope": scope},
+                          labels={"reason": "Reason", "scope": "Which lessons"})
         await bookings.cancel(session, booking_id, principal.user, now=clock(request),
-                              reason=reason.strip()[:500] or None,
-                              scope="following" if scope == "following" else "this")
+                              reason=data.reason or None, scope=data.scope)
     except AppError as error:
         context = await _booking_context(request, session, principal, booking_id)
         context["refund"] = False
@@ -330,14 +331,13 @@ async def reschedule_submit(request: Request, booking_id: uuid.UUID, principal: 
 
 @router.post("/app/bookings/{booking_id}/review")
 async def review_submit(request: Request, booking_id: uuid.UUID, principal: StudentOrParent,
-                        session: SessionDep, stars: Annotated[int, Form()],
+                        session: SessionDep, stars: FormStr,
                         text: Annotated[str, Form()] = "") -> Response:
     try:
-        if not 1 <= stars <= 5:
-            raise InvalidInput("stars", "from 1 to 5 stars")
-        await reviews.create(session, booking_id, principal.user,
-                             review_schemas.ReviewIn(stars=stars, text=text[:5000]),
-                             now=clock(request))
+        data = parse_form(review_schemas.ReviewIn,
+                          {"stars": int(stars) if stars.isdigit() else stars, "text": text},
+                          labels={"stars": "Stars", "text": "Your review"})
+        await reviews.create(session, booking_id, principal.user, data, now=clock(request))
     except AppError as error:
         return await form_failed(session, request, "app/booking.html", error,
                                  **await _booking_context(request, session, principal, booking_id))
@@ -402,7 +402,8 @@ async def tutor_action(request: Request, booking_id: uuid.UUID, action: str,
         elif action == "complete":
             await bookings.complete(session, booking_id, principal.user, now=now)
         elif action == "notes":
-            await bookings.set_notes(session, booking_id, principal.user, notes[:10_000])
+            data = parse_form(schemas.NotesIn, {"notes": notes}, labels={"notes": "Notes"})
+            await bookings.set_notes(session, booking_id, principal.user, data.notes)
         else:
             raise NotFound("No such action.")
     except AppError as error:
