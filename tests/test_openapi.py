@@ -9,7 +9,7 @@ response must not be a 5xx, must carry a status the document lists for the
 operation, and an error must be `application/problem+json`.
 
 `TUTORAPP_OPENAPI_EXAMPLES` bounds the generated examples per operation and caller
-(default 8): the run stays a few minutes per dialect.
+(default 5): the run stays a few minutes per dialect.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from tests.conftest import DIALECTS, POSTGRES_URL, ROOT, TEST_SECRET, _admin_exe
 from tutorapp.app import create_app
 from tutorapp.demo import DEMO_PASSWORD
 
-EXAMPLES = int(os.environ.get("TUTORAPP_OPENAPI_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("TUTORAPP_OPENAPI_EXAMPLES", "5"))
 TIMEOUT_SCALE = float(os.environ.get("TUTORAPP_TEST_TIMEOUT_SCALE", "1"))
 CALLERS = {"anonymous": None, "student": "student@example.com", "tutor": "tutor@example.com"}
 
