@@ -222,3 +222,18 @@ async def test_a_signed_resend_event_with_nul_and_a_long_id_is_stored(
     assert first.json() == {"received": True, "handled": True, "duplicate": False}
     again = await client.post("/webhooks/resend", content=body, headers=headers)
     assert again.json() == {"received": True, "handled": True, "duplicate": True}
+
+
+@pytest.mark.parametrize("week", ["9999-12-31", "0001-01-01", "2099-12-30", "not-a-date"])
+async def test_pages_browse_from_today_when_the_week_is_out_of_range(
+    app, client: httpx.AsyncClient, market: Market, db, week: str
+) -> None:
+    from tests.accounts.test_browser_sessions import HTML, browser_login
+
+    _, tutor_id = await approved_tutor(app, client, market, rules=WEEKDAYS)
+    assert (await client.get(f"/tutors/{tutor_id}", params={"week": week},
+                             headers=HTML)).status_code == 200
+    student = await make_user(db)
+    await browser_login(client, student.email)
+    assert (await client.get("/app/calendar", params={"week": week},
+                             headers=HTML)).status_code == 200

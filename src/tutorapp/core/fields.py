@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, Literal
 
@@ -107,6 +107,16 @@ DAY_MIN, DAY_MAX = date(2000, 1, 1), date(2099, 12, 31)
 MOMENT_MIN = datetime(2000, 1, 1, tzinfo=UTC)
 MOMENT_MAX = datetime(2100, 1, 1, tzinfo=UTC)
 DATE_RANGE = f"between {DAY_MIN.isoformat()} and {DAY_MAX.isoformat()}"
+
+
+def browse_day(value: str | None, default: date) -> date:
+    """A page's `?week=` to browse from: the date, or `default` when it is missing,
+    malformed or so far out that a week after it leaves the window."""
+    try:
+        day = date.fromisoformat(value) if value else default
+    except ValueError:
+        return default
+    return day if DAY_MIN <= day <= DAY_MAX - timedelta(days=31) else default
 
 
 def _day_in_range(value: date) -> date:

@@ -21,7 +21,7 @@ from tutorapp.accounts.deps import CurrentPrincipal, StudentOrParent, TutorPrinc
 from tutorapp.accounts.models import Role, User
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError, InvalidInput, NotFound, safe_next
-from tutorapp.core.fields import check_moment
+from tutorapp.core.fields import browse_day, check_moment
 from tutorapp.core.pages import FormProblem, form_failed, parse_form, render
 from tutorapp.reviews import schemas as review_schemas
 from tutorapp.reviews import service as reviews
@@ -306,10 +306,7 @@ async def reschedule_page(request: Request, booking_id: uuid.UUID, principal: Cu
     profile = context["d"]["profile"]
     zone = principal.user.time_zone
     today = datetime.now(timeslots.zone(zone)).date()
-    try:
-        start_day = max(date.fromisoformat(week), today) if week else today
-    except ValueError:
-        start_day = today
+    start_day = max(browse_day(week, today), today)
     context["days"] = await _slot_days(request, session, profile, zone, start_day,
                                        context["b"].length)
     context["next_week"] = start_day + timedelta(days=7)
@@ -354,10 +351,7 @@ async def calendar_page(request: Request, principal: CurrentPrincipal, session: 
     zone = principal.user.time_zone
     tz = timeslots.zone(zone)
     today = datetime.now(tz).date()
-    try:
-        start_day = date.fromisoformat(week) if week else today - timedelta(days=today.weekday())
-    except ValueError:
-        start_day = today - timedelta(days=today.weekday())
+    start_day = browse_day(week, today - timedelta(days=today.weekday()))
     start = datetime.combine(start_day, datetime.min.time(), tz)
     rows = await describe(session, await bookings.list_for(
         session, principal.user, start=start, end=start + timedelta(days=7)))

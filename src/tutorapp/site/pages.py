@@ -19,7 +19,7 @@ from sqlalchemy import select
 from tutorapp.accounts.deps import PUBLIC, OptionalPrincipal
 from tutorapp.core.db import ReadSessionDep
 from tutorapp.core.errors import AppError
-from tutorapp.core.fields import Text
+from tutorapp.core.fields import Text, browse_day
 from tutorapp.core.pages import render
 from tutorapp.core.templating import STATIC_DIR
 from tutorapp.reviews import service as reviews
@@ -121,10 +121,7 @@ async def _slot_context(request: Request, session: ReadSessionDep, profile: Tuto
                         length: int | None) -> dict[str, Any]:
     zone = viewer_zone(principal, tz)
     today = datetime.now(timeslots.zone(zone)).date()
-    try:
-        start_day = max(date.fromisoformat(week), today) if week else today
-    except ValueError:
-        start_day = today
+    start_day = max(browse_day(week, today), today)
     lengths = sorted(profile.lesson_lengths)
     chosen = length if length in lengths else lengths[0]
     return {
