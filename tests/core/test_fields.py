@@ -61,6 +61,7 @@ async def test_booking_series_and_reschedule_refuse_a_start_outside_the_date_win
     ({"from": "0001-01-01", "to": "0001-01-02"}, "from"),
     ({"from": "2026-01-01", "to": "9999-12-31T23:00"}, "to"),
     ({"from": "2026-01-01", "to": "2026-01-02", "length": 10**30}, "length"),
+    ({"from": "2026-01-01", "to": "2026-01-02", "length": 45}, "length"),  # not offered
 ])
 async def test_slots_refuse_out_of_range_bounds(
     app, client: httpx.AsyncClient, market: Market, params: dict, field: str
@@ -68,6 +69,18 @@ async def test_slots_refuse_out_of_range_bounds(
     _, tutor_id = await approved_tutor(app, client, market, rules=WEEKDAYS)
     assert_field(await client.get(f"/api/v1/tutors/{tutor_id}/slots", params=params),
                  field, "query")
+
+
+async def test_slots_and_search_take_a_length_in_the_query_string(
+    app, client: httpx.AsyncClient, market: Market
+) -> None:
+    _, tutor_id = await approved_tutor(app, client, market, rules=WEEKDAYS)
+    slots = await client.get(f"/api/v1/tutors/{tutor_id}/slots",
+                             params={"from": "2030-01-07", "to": "2030-01-07", "length": "30"})
+    assert slots.status_code == 200 and slots.json()["length"] == 30
+    found = await client.get("/api/v1/tutors", params={"length": "60",
+                                                       "free_from": "2030-01-07"})
+    assert found.status_code == 200, found.text
 
 
 @pytest.mark.parametrize(("params", "field"), [

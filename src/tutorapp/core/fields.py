@@ -168,6 +168,9 @@ Moment = Annotated[
 INT32_MAX = 2_147_483_647
 Amount = Annotated[int, Field(ge=0, le=INT32_MAX, description="minor units, e.g. cents")]
 LessonLength = Literal[30, 45, 60, 90]
+# For query strings, where a Literal of integers would refuse "60": the tutor's own
+# lengths are checked by the route.
+LessonMinutes = Annotated[int, Field(ge=15, le=240, description="minutes, e.g. 60")]
 
 
 # --- choices -----------------------------------------------------------------------

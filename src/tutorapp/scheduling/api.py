@@ -19,7 +19,7 @@ from tutorapp.accounts.deps import (
 from tutorapp.core.db import ReadSessionDep, SessionDep
 from tutorapp.core.deps import settings_of
 from tutorapp.core.errors import InvalidInput
-from tutorapp.core.fields import LessonLength, Moment, Text
+from tutorapp.core.fields import LessonMinutes, Moment, Text
 from tutorapp.core.time import utcnow
 from tutorapp.scheduling import (
     availability,
@@ -79,7 +79,7 @@ async def free_slots(
     from_: Annotated[Text(40), Query(alias="from", description="a date or an ISO 8601 moment")],
     to: Annotated[Text(40), Query(description="a date (inclusive) or an ISO 8601 moment")],
     tz: Annotated[Text(64) | None, Query()] = None,
-    length: Annotated[LessonLength | None, Query()] = None,
+    length: Annotated[LessonMinutes | None, Query()] = None,
 ) -> schemas.SlotsOut:
     settings = settings_of(request)
     zone_name = tz or (viewer.user.time_zone if viewer else "UTC")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, status
 from tutorapp.accounts.deps import PUBLIC, AdminPrincipal, OptionalPrincipal, TutorPrincipal
 from tutorapp.core.db import ReadSessionDep, SessionDep
 from tutorapp.core.errors import InvalidInput
-from tutorapp.core.fields import LessonLength, Text
+from tutorapp.core.fields import LessonMinutes, Text
 from tutorapp.scheduling import timeslots
 from tutorapp.scheduling.availability import parse_bound
 from tutorapp.tutors import schemas, search, service
@@ -126,7 +126,7 @@ async def search_tutors(
     free_from: Annotated[Text(40) | None, Query(description="a date or an ISO 8601 moment")] = None,
     free_to: Annotated[Text(40) | None, Query(description="a date or an ISO 8601 moment")] = None,
     tz: Annotated[Text(64), Query()] = "UTC",
-    length: Annotated[LessonLength | None, Query()] = None,
+    length: Annotated[LessonMinutes | None, Query()] = None,
     sort: Annotated[Literal[search.SORTS] | None, Query()] = None,  # type: ignore[valid-type]
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[Text(400) | None, Query()] = None,
