@@ -10,7 +10,6 @@ values and refuse the rest with the same sentence (a 422 naming the field, never
 - `Moment`, `Day`: dates between 2000-01-01 and 2099-12-31. Anything beyond cannot
   be a lesson (the booking horizon is at most two years) and year 9999 overflows the
   moment a duration is added to it.
-- `Amount`: minor units that fit the 32-bit integer columns money is stored in.
 - `TimeZone`: a value of the list the forms offer as a choice.
 """
 
@@ -165,8 +164,6 @@ Moment = Annotated[
 
 # --- numbers -----------------------------------------------------------------------
 
-INT32_MAX = 2_147_483_647
-Amount = Annotated[int, Field(ge=0, le=INT32_MAX, description="minor units, e.g. cents")]
 LessonLength = Literal[30, 45, 60, 90]
 # For query strings, where a Literal of integers would refuse "60": the tutor's own
 # lengths are checked by the route.
