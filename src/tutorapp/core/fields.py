@@ -183,7 +183,7 @@ def time_zones() -> tuple[str, ...]:
 
 def _known_zone(value: str) -> str:
     if value not in _zone_set():
-        raise ValueError("is not a time zone of the list, e.g. Europe/London")
+        raise ValueError("is not a known IANA time zone, e.g. Europe/London")
     return value
 
 
