@@ -33,11 +33,12 @@ from schemathesis.specs.openapi.checks import content_type_conformance, status_c
 from sqlalchemy.engine import make_url
 
 from tests.conftest import DIALECTS, POSTGRES_URL, ROOT, TEST_SECRET, _admin_execute, make_settings
+from tests.waiting import timeout_scale
 from tutorapp.app import create_app
 from tutorapp.demo import DEMO_PASSWORD
 
 EXAMPLES = int(os.environ.get("TUTORAPP_OPENAPI_EXAMPLES", "5"))
-TIMEOUT_SCALE = float(os.environ.get("TUTORAPP_TEST_TIMEOUT_SCALE", "1"))
+TIMEOUT_SCALE = timeout_scale()
 CALLERS = {"anonymous": None, "student": "student@example.com", "tutor": "tutor@example.com"}
 
 schema = schemathesis.openapi.from_dict(create_app(make_settings("sqlite://")).openapi())
