@@ -9,7 +9,7 @@ response must not be a 5xx, must carry a status the document lists for the
 operation, and an error must be `application/problem+json`.
 
 `TUTORAPP_OPENAPI_EXAMPLES` bounds the generated examples per operation and caller
-(default 5): the run stays a few minutes per dialect.
+(default 3): the run stays a few minutes per dialect.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tests.waiting import timeout_scale
 from tutorapp.app import create_app
 from tutorapp.demo import DEMO_PASSWORD
 
-EXAMPLES = int(os.environ.get("TUTORAPP_OPENAPI_EXAMPLES", "5"))
+EXAMPLES = int(os.environ.get("TUTORAPP_OPENAPI_EXAMPLES", "3"))
 TIMEOUT_SCALE = timeout_scale()
 CALLERS = {"anonymous": None, "student": "student@example.com", "tutor": "tutor@example.com"}
 
