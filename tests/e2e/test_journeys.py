@@ -73,7 +73,7 @@ def test_tutor_signs_up_is_approved_and_sets_availability(pages, server: Server)
     page.get_by_label("About you").fill("I teach **algebra** to secondary students.")
     page.get_by_label("— Algebra").select_option("secondary")
     page.get_by_label("English").check()
-    page.get_by_label("Your time zone").fill("Europe/Madrid")
+    page.get_by_label("Your time zone").select_option("Europe/Madrid")
     page.get_by_label("Meeting link").fill("https://meet.example/tomas")
     page.locator("#bio-preview strong", has_text="algebra").wait_for()  # live preview
     check_page(page, "profile-editor")
