@@ -141,3 +141,25 @@ async def test_the_back_office_lists_dead_events_with_a_retry_button(
                              data={"csrf_token": csrf_of(page)})
     assert done.status_code == 303 and done.headers["location"] == "/admin/webhooks?retried=1"
     assert (await get(db, event_id)).status == "pending"
+
+
+async def test_an_invoice_deferred_for_its_subscription_is_due_as_soon_as_it_arrives(
+        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+    from tests.billing.conftest import invoice_event, subscription_event
+    from tutorapp.core.time import utcnow
+
+    parent = await make_user(db, role=Role.parent)
+    invoice_id = (await deliver(client, settings, invoice_event(
+        "subscription_payment_success", user_id=parent.user.id))).json()["id"]
+    assert await process(db, invoice_id) == "deferred"
+    waiting = await get(db, invoice_id)
+    assert (waiting.status, waiting.attempts) == ("pending", 1)
+    assert waiting.last_error == "deferred: its subscription has not been seen yet"
+    async with db.session() as session:  # waiting for its backoff
+        assert invoice_id not in [str(e) for e, _ in await inbox.due(session, now=utcnow())]
+    sub_id = (await deliver(client, settings, subscription_event(
+        "subscription_created", user_id=parent.user.id))).json()["id"]
+    assert await process(db, sub_id) == "subscription active"
+    async with db.session() as session:  # due now, not after the backoff
+        assert invoice_id in [str(e) for e, _ in await inbox.due(session, now=utcnow())]
+    assert await process(db, invoice_id) == "period paid: credits granted"

@@ -220,4 +220,6 @@ async def apply(session: AsyncSession, settings: Settings, event: InboxEvent) ->
         raise inbox.Deferred("its subscription has not been seen yet")
     if name in ("order_created", "subscription_payment_success"):
         await _mark_checkout_paid(session, payload["meta"])
+    if handler is _subscription_event:  # invoices deferred for it may go now
+        await inbox.wake(session, provider=PROVIDER, resource_type="subscription-invoices")
     return outcome

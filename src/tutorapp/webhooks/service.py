@@ -151,6 +151,26 @@ async def process(session: AsyncSession, settings: Settings, event_id: uuid.UUID
     return outcome
 
 
+async def wake(session: AsyncSession, *, provider: str, resource_type: str) -> int:
+    """What deferred events of this kind waited for has arrived: their next attempt
+    is due now instead of after their backoff (events being applied are skipped)."""
+    now = utcnow()
+    waiting = list(await session.scalars(
+        select(InboxEvent).where(InboxEvent.provider == provider,
+                                 InboxEvent.resource_type == resource_type,
+                                 InboxEvent.status == InboxStatus.pending,
+                                 InboxEvent.last_error.like("deferred:%"),
+                                 InboxEvent.next_attempt_at > now)
+        .with_for_update(skip_locked=True)))
+    from tutorapp.jobs.engine import enqueue_after_commit
+
+    for event in waiting:
+        event.next_attempt_at = now
+        enqueue_after_commit(session, PROCESS, str(event.id), key=f"{run_key(event)}:wake")
+    await session.flush()
+    return len(waiting)
+
+
 async def _dead(session: AsyncSession, event: InboxEvent, error: str, now: datetime) -> str:
     event.status, event.next_attempt_at = InboxStatus.dead, None
     event.last_error = _clip(error, 1000)
