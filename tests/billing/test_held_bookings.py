@@ -163,6 +163,9 @@ async def test_x_event_name_must_match_the_body(client: httpx.AsyncClient, db: D
     assert "X-Event-Name" in response.json()["detail"]
     async with db.session() as session:
         assert await session.scalar(select(func.count()).select_from(InboxEvent)) == 0
+    del headers["X-Event-Name"]
+    missing = await client.post("/webhooks/lemonsqueezy", content=body, headers=headers)
+    assert missing.status_code == 400 and missing.json()["detail"] == "Missing X-Event-Name."
     headers["X-Event-Name"] = "order_created"
     assert (await client.post("/webhooks/lemonsqueezy", content=body,
                               headers=headers)).status_code == 200
@@ -342,7 +345,12 @@ async def test_vendor_calls_run_with_no_transaction_open(
                                  headers=parent.headers)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "cancelled"
-    assert checked == ["POST checkouts", "DELETE subscriptions/501"]
+    for kind in ("orders", "subscriptions", "subscription-invoices"):
+        respx.get(f"https://api.lemonsqueezy.com/v1/{kind}").mock(return_value=httpx.Response(
+            200, json={"meta": {"page": {"currentPage": 1, "lastPage": 1}}, "data": []}))
+    assert (await reconcile.run(db, app.state.settings, now=utcnow()))["seen"] == 0
+    assert checked == ["POST checkouts", "DELETE subscriptions/501", "GET orders",
+                       "GET subscriptions", "GET subscription-invoices"]
 
 
 @pytest.fixture(autouse=True)

@@ -417,8 +417,9 @@ async def lemonsqueezy_webhook(request: Request, session: SessionDep,
     except orjson.JSONDecodeError as exc:
         raise webhooks.MalformedWebhook("The body is not JSON.") from exc
     sent = request.headers.get("x-event-name")
-    if sent is not None and sent != payload["meta"]["event_name"]:
+    if sent != payload["meta"]["event_name"]:
         raise webhooks.MalformedWebhook(
+            "Missing X-Event-Name." if sent is None else
             f"X-Event-Name {sent[:64]!r} does not match the body's meta.event_name.")
     event_id, created = await webhooks.store(session, payload, body)
     return {"status": "stored" if created else "duplicate", "id": str(event_id)}
