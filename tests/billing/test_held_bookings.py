@@ -269,6 +269,34 @@ async def test_reconciliation_applies_the_payment_whose_webhooks_were_lost(
                              headers=parent.headers)).json()["credits_available"] == 3
 
 
+async def test_reconciliation_recovers_a_lost_first_invoice_and_pays_the_held_lesson(
+        app, client: httpx.AsyncClient, db: Database, market: Market, monkeypatch) -> None:  # noqa: ANN001
+    """Only the invoice is lost: the order already marked the checkout paid, and the
+    invoice still pays the lesson the subscription was bought for."""
+    original = SandboxProvider._post_all
+
+    async def without_invoices(self, outgoing) -> None:  # noqa: ANN001
+        outgoing[:] = [w for w in outgoing if w.event_name != "subscription_payment_success"]
+        await original(self, outgoing)
+
+    monkeypatch.setattr(SandboxProvider, "_post_all", without_invoices)
+    parent, child = await family(app, client, db)
+    now = real_now(app)
+    _, tutor_id = await approved_tutor(app, client, market, rules=EVERY_DAY)
+    booked = await client.post("/api/v1/bookings", headers=parent.headers, json={
+        "tutor_id": tutor_id, "start": (now + timedelta(days=7)).replace(hour=12, minute=0).isoformat(),
+        "length": 60, "student_id": str(child.user.id)})
+    booking_id = booked.json()["id"]
+    await buy_in_sandbox(client, parent, "monthly_4", booking_id)
+    assert await process_pending(db) == ["subscription order: booked from its invoice",
+                                         "subscription active"]
+    assert await statuses(client, parent, [booking_id]) == ["held"]
+    counts = await reconcile.run(db, db.settings, now=utcnow())
+    assert counts == {"stored": 1, "unmatched": 0, "seen": 3}
+    assert await process_pending(db) == ["period paid: credits granted; booking confirmed"]
+    assert await statuses(client, parent, [booking_id]) == ["confirmed"]
+
+
 async def test_a_webhook_arriving_after_reconciliation_is_a_duplicate(
         app, client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
     """The reconciled event has the real delivery's dedupe key."""

@@ -88,13 +88,16 @@ async def _store(session: AsyncSession, counts: dict[str, int], event: Missing,
 
 
 async def _checkout_custom(session: AsyncSession, *, plan: BillingPlan, email: str | None,
-                           user_id: Any = None, before: datetime | None) -> dict[str, Any] | None:
+                           user_id: Any = None, before: datetime | None,
+                           unpaid: bool = True) -> dict[str, Any] | None:
     """The custom data of the checkout this object came from: the payer's newest
-    unpaid checkout of that plan started before it."""
+    (unpaid) checkout of that plan started before it."""
     query = (select(Checkout.custom, Checkout.user_id, Checkout.id)
              .join(User, User.id == Checkout.user_id)
-             .where(Checkout.plan_key == plan.key, Checkout.paid_at.is_(None))
+             .where(Checkout.plan_key == plan.key)
              .order_by(Checkout.created_at.desc()).limit(1))
+    if unpaid:
+        query = query.where(Checkout.paid_at.is_(None))
     if user_id is not None:
         query = query.where(Checkout.user_id == user_id)
     elif email:
@@ -146,8 +149,9 @@ async def _invoice(session: AsyncSession, settings: Settings, invoice_id: str,
     mirror: Subscription | None = await subscriptions.by_provider_id(session, sub_id)
     if mirror is not None and attributes.get("billing_reason") == "initial":
         plan = plans.by_key(settings, mirror.plan_key)
+        # its subscription's order may have marked the checkout paid already
         custom = await _checkout_custom(
-            session, plan=plan, email=None, user_id=mirror.user_id,
+            session, plan=plan, email=None, user_id=mirror.user_id, unpaid=False,
             before=subscriptions.parse_time(attributes.get("created_at"))) or custom
     if custom is None and mirror is not None:
         custom = {"user_id": str(mirror.user_id)}
