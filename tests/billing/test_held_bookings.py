@@ -193,10 +193,9 @@ async def test_after_checkout_the_pay_page_offers_no_second_payment_and_follows_
     back = await client.get(f"/app/bookings/{booking_id}?paid=1", headers=HTML)
     assert "Payment received; confirming your lesson" in back.text
     assert "/checkout\"" not in back.text and "Pay with 1 credit" not in back.text
-    assert f'hx-get="/app/bookings/{booking_id}/payment?paid=1"' in back.text
-    polled = await client.get(f"/app/bookings/{booking_id}/payment?paid=1", headers=HTML)
-    assert polled.status_code == 200 and "HX-Redirect" not in polled.headers
-    assert "confirming your lesson" in polled.text
+    assert f'hx-get="/app/bookings/{booking_id}/payment" hx-trigger="every 2s"' in back.text
+    polled = await client.get(f"/app/bookings/{booking_id}/payment", headers=HTML)
+    assert polled.status_code == 204 and "HX-Redirect" not in polled.headers  # still held
     # The payment lands: the next poll sends the page to the confirmed booking.
     started = await client.post("/api/v1/billing/checkout", headers=api.headers,
                                 json={"plan": "single", "booking_id": booking_id})
@@ -206,7 +205,7 @@ async def test_after_checkout_the_pay_page_offers_no_second_payment_and_follows_
         paid = await provider_side.post(f"{httpx.URL(started.json()['url']).path}/pay")
     assert paid.status_code == 303
     assert await process_pending(db) == ["order paid: credits granted; booking confirmed"]
-    polled = await client.get(f"/app/bookings/{booking_id}/payment?paid=1", headers=HTML)
+    polled = await client.get(f"/app/bookings/{booking_id}/payment", headers=HTML)
     assert polled.headers["HX-Redirect"] == f"/app/bookings/{booking_id}?paid=1"
     done = await client.get(polled.headers["HX-Redirect"], headers=HTML)
     assert "Payment received: your lesson is confirmed." in done.text
@@ -227,8 +226,11 @@ async def test_paying_with_a_credit_after_the_job_paid_it_is_no_error(
     await browser_login(client, parent.email)
     page = await client.get(f"/app/bookings/{booking_id}", headers=HTML)
     assert "Pay with 1 credit" in page.text
+    assert f'hx-get="/app/bookings/{booking_id}/payment" hx-trigger="every 5s"' in page.text
     # The settling job pays it from the wallet before the click arrives.
     assert await settle(db, booking_id, now) == "booking confirmed"
+    polled = await client.get(f"/app/bookings/{booking_id}/payment", headers=HTML)
+    assert polled.headers["HX-Redirect"] == f"/app/bookings/{booking_id}?paid=1"
     clicked = await client.post(f"/app/bookings/{booking_id}/pay", headers=HTML,
                                 data={"csrf_token": csrf_of(page)})
     assert clicked.status_code == 303

@@ -254,12 +254,12 @@ async def booking_page(request: Request, booking_id: uuid.UUID, principal: Curre
 @router.get("/app/bookings/{booking_id}/payment")
 async def payment_panel(request: Request, booking_id: uuid.UUID, principal: CurrentPrincipal,
                         session: SessionDep) -> Response:
-    """The live payment state, polled by the booking page while a payment is being
-    confirmed: the panel again while the booking is held, else (confirmed, or the
-    hold ended) the booking page itself, loaded in full (`HX-Redirect`)."""
-    context = await _booking_context(request, session, principal, booking_id)
-    if context["b"].status == BookingStatus.held and not context["is_tutor"]:
-        return render(request, "app/_payment.html", **context)
+    """The live payment state, polled by a held booking's page: 204 (nothing to
+    change) while the booking is held, else (paid, or the hold ended) the booking
+    page itself, loaded in full (`HX-Redirect`)."""
+    booking = await bookings.get_for(session, booking_id, principal.user)
+    if booking.status == BookingStatus.held:
+        return Response(status_code=204)
     return Response(status_code=200, headers={"HX-Redirect": f"/app/bookings/{booking_id}?paid=1"})
 
 
