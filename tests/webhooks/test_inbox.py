@@ -163,3 +163,16 @@ async def test_an_invoice_deferred_for_its_subscription_is_due_as_soon_as_it_arr
     async with db.session() as session:  # due now, not after the backoff
         assert invoice_id in [str(e) for e, _ in await inbox.due(session, now=utcnow())]
     assert await process(db, invoice_id) == "period paid: credits granted"
+
+
+async def test_a_signed_event_with_nul_and_overlong_fields_is_stored(
+        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+    parent = await make_user(db, role=Role.parent)
+    payload = order_event("order_created", user_id=parent.user.id)
+    payload["data"]["id"] = "9" * 100
+    payload["data"]["attributes"]["user_name"] = "Pat\u0000Parent"
+    response = await deliver(client, settings, payload)
+    assert response.status_code == 200, response.text
+    event = await get(db, response.json()["id"])
+    assert event.resource_id == "9" * 64
+    assert event.payload["data"]["attributes"]["user_name"] == "PatParent"
