@@ -47,7 +47,7 @@ async def buy_in_sandbox(client: httpx.AsyncClient, who, plan: str, booking_id: 
                                 json={"plan": plan, "booking_id": booking_id})
     assert started.status_code == 201, started.text
     path = httpx.URL(started.json()["url"]).path
-    assert (await client.post(f"{path}/pay")).status_code == 303
+    assert (await client.post(f"{path}/pay", headers=who.headers)).status_code == 303
     return path
 
 
@@ -144,7 +144,7 @@ async def test_the_sandbox_refuses_to_pay_an_expired_checkout(
     started = await client.post("/api/v1/billing/checkout", headers=parent.headers,
                                 json={"plan": "single", "booking_id": booked.json()["id"]})
     path = httpx.URL(started.json()["url"]).path
-    refused = await client.post(f"{path}/pay")
+    refused = await client.post(f"{path}/pay", headers=parent.headers)
     assert refused.status_code == 409
     assert "expired" in refused.json()["detail"]
     async with db.session() as session:
@@ -202,7 +202,8 @@ async def test_after_checkout_the_pay_page_offers_no_second_payment_and_follows_
     assert started.status_code == 201, started.text
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://testserver") as provider_side:
-        paid = await provider_side.post(f"{httpx.URL(started.json()['url']).path}/pay")
+        paid = await provider_side.post(f"{httpx.URL(started.json()['url']).path}/pay",
+                                        headers=api.headers)
     assert paid.status_code == 303
     assert await process_pending(db) == ["order paid: credits granted; booking confirmed"]
     polled = await client.get(f"/app/bookings/{booking_id}/payment", headers=HTML)
