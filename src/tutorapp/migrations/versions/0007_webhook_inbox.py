@@ -4,8 +4,8 @@
 processed ones as processed, the rest pending and due now). Checkouts keep the
 custom data they were sent with, for the reconciliation job.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006 (email delivery claims)
 Create Date: 2026-12-02 01:00:00
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from alembic import op
 
 import tutorapp.core.models
 
-revision: str = '0006'
-down_revision: str | None = '0005'
+revision: str = '0007'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
