@@ -175,4 +175,4 @@ async def test_a_signed_event_with_nul_and_overlong_fields_is_stored(
     assert response.status_code == 200, response.text
     event = await get(db, response.json()["id"])
     assert event.resource_id == "9" * 64
-    assert event.payload["data"]["attributes"]["user_name"] == "PatParent"
+    assert event.payload["data"]["attributes"]["user_name"] == "Pat\ufffdParent"  # core.fields.storable_json

@@ -67,19 +67,8 @@ def backoff(attempts: int) -> timedelta:
 
 
 def _clip(value: object, length: int) -> str:
+    """Outside text for a VARCHAR column: no NUL (PostgreSQL refuses it), cut to fit."""
     return storable(str(value), length)
-
-
-def _without_nul(value: Any) -> Any:
-    """The payload with NUL removed from every string (PostgreSQL's JSONB refuses the
-    character): a correctly signed delivery is always stored, never a 500."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
 
 
 def run_key(event: InboxEvent) -> str:
@@ -99,7 +88,7 @@ async def store(session: AsyncSession, *, provider: str, dedupe_key: str, event_
         insert(InboxEvent).values(
             id=event_id, provider=provider, dedupe_key=key, event_name=_clip(event_name, 64),
             resource_type=_clip(resource_type, 40), resource_id=_clip(resource_id, 64),
-            payload=_without_nul(payload), status=InboxStatus.pending, attempts=0,
+            payload=storable_json(payload), status=InboxStatus.pending, attempts=0,
             next_attempt_at=now,
             created_at=now, updated_at=now,
         ).on_conflict_do_nothing(index_elements=["provider", "dedupe_key"])
