@@ -45,6 +45,7 @@ from tutorapp.site import api as site_api
 from tutorapp.site import pages as site_pages
 from tutorapp.tutors import api as tutors_api
 from tutorapp.tutors import pages as tutors_pages
+from tutorapp.webhooks import api as webhooks_api
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reviews_api.router, *accounts_api.routers, ops_pages.router, site_api.router,
         site_pages.router, scheduling_pages.router, tutors_pages.router, admin_pages.router,
         *billing_api.routers, notifications_api.router, jobs_api.router,
-        jobs_pages.router, accounts_pages.router,
+        jobs_pages.router, accounts_pages.router, webhooks_api.router,
     ]
     if settings.payments_provider == "sandbox":  # refused in staging/prod
         routers.append(billing_pages.router)  # its checkout page and customer portal

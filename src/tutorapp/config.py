@@ -282,6 +282,10 @@ class Settings(BaseSettings):
         description="the one currency plans are sold in and wallets, earnings and payouts "
         "are kept in (a lesson costs one credit whatever the tutor)",
     )
+    # How far back the reconciliation job pulls orders, invoices and subscriptions.
+    lemonsqueezy_reconcile_hours: int = Field(default=72, ge=1, le=24 * 30)
+    # Attempts of a webhook inbox event before it is dead-lettered for an admin.
+    webhook_max_attempts: int = Field(default=10, ge=1, le=50)
     billing_plans: list[BillingPlan] = Field(
         default_factory=lambda: list(DEFAULT_BILLING_PLANS),
         description="the plan catalogue, a JSON list of plans",

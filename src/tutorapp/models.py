@@ -10,5 +10,6 @@ from tutorapp.notifications import models as notifications  # noqa: F401
 from tutorapp.reviews import models as reviews  # noqa: F401
 from tutorapp.scheduling import models as scheduling  # noqa: F401
 from tutorapp.tutors import models as tutors  # noqa: F401
+from tutorapp.webhooks import models as webhooks  # noqa: F401
 
 metadata = Base.metadata

@@ -10,10 +10,12 @@ from typing import Any
 import httpx
 import orjson
 
-from tutorapp.billing import webhooks
+from tutorapp.billing import webhooks  # noqa: F401 - registers the Lemon Squeezy handler
 from tutorapp.config import Settings
 from tutorapp.core.db import Database
+from tutorapp.core.time import utcnow
 from tutorapp.integrations.payments.base import signature
+from tutorapp.webhooks import service as inbox
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -123,24 +125,24 @@ async def deliver(client: httpx.AsyncClient, settings: Settings, payload: dict[s
 
 
 async def process_pending(db: Database) -> list[str]:
-    """What the `billing.process_event` jobs (and the sweep, for deferred events) do."""
+    """What the `webhooks.process` jobs do, attempt after attempt (deferred events
+    again at once, as if their backoff had passed), until nothing moves."""
     outcomes: list[str] = []
     while True:
         async with db.session() as session:
-            pending = await webhooks.pending(session)
+            due = await inbox.due(session, now=utcnow() + timedelta(days=1))
         progressed = False
-        for event_id in pending:
-            async with db.unit_of_work() as session:
-                outcome = await webhooks.process_event(session, db.settings, event_id)
+        for event_id, _key in due:
+            outcome = await process(db, event_id)
             outcomes.append(outcome)
-            progressed = progressed or outcome != webhooks.DEFER
+            progressed = progressed or outcome != "deferred"
         if not progressed:
             return outcomes
 
 
 async def process(db: Database, event_id: str | uuid.UUID) -> str:
     async with db.unit_of_work() as session:
-        return await webhooks.process_event(session, db.settings, uuid.UUID(str(event_id)))
+        return await inbox.process(session, db.settings, uuid.UUID(str(event_id)))
 
 
 from tests.scheduling.conftest import market  # noqa: E402, F401 - a catalogue and an admin

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from tests.billing.conftest import T0, invoice_event, order_event, process_pending, subscription_event
 from tests.factories import make_user
 from tutorapp.accounts.models import Role
+from tutorapp.webhooks import service as inbox
 from tutorapp.billing import credits, ledger, webhooks
 from tutorapp.billing.models import CreditLot, LedgerPosting, Payment, Wallet
 from tutorapp.core.db import Database
@@ -134,7 +135,7 @@ async def test_any_sequence_of_events_keeps_the_ledger_balanced_and_grants_once(
             event_id, created = await webhooks.store(session, payload, orjson.dumps(payload))
         if created:
             async with db.unit_of_work() as session:
-                await webhooks.process_event(session, db.settings, event_id)
+                await inbox.process(session, db.settings, event_id)
     await process_pending(db)
 
     has_subscription = any(s[0] == "sub" for s in steps)

@@ -25,10 +25,10 @@ from tutorapp.billing.models import (
     Payment,
     Subscription,
     Wallet,
-    WebhookEvent,
 )
 from tutorapp.core.audit import AuditEvent
 from tutorapp.core.db import Database
+from tutorapp.webhooks.models import InboxEvent as WebhookEvent
 
 
 async def count(db: Database, model) -> int:  # noqa: ANN001
@@ -319,8 +319,11 @@ async def test_an_unreadable_payload_is_kept_with_the_reason_and_changes_nothing
     broken = subscription_event("subscription_created", user_id=parent.user.id,
                                 status="on_fire")
     await deliver(client, settings, broken)
-    assert await process_pending(db) == [
-        "failed: ValueError: 'on_fire' is not a valid SubscriptionStatus"]
+    assert await process_pending(db) == ["dead"]  # it never reads better: no retry
+    async with db.session() as session:
+        event = await session.scalar(select(WebhookEvent))
+    assert (event.status, event.attempts) == ("dead", 1)
+    assert event.last_error == "unprocessable: ValueError: 'on_fire' is not a valid SubscriptionStatus"
     assert await count(db, Subscription) == 0 and await count(db, Wallet) == 0
     no_attributes = {"meta": {"event_name": "order_created"}, "data": {"type": "orders", "id": "1"}}
     assert (await deliver(client, settings, no_attributes)).status_code == 400

@@ -182,9 +182,13 @@ async def test_enqueue_from_a_process_without_worker_is_run_by_the_worker(
 
 def test_functions_of_every_domain_are_registered() -> None:
     names = set(engine.load_functions())
-    assert {"email.deliver", "email.sweep", "email.record_feedback", "jobs.dispatch",
-            "accounts.purge_expired"} <= names
-    assert engine.subscribers("resend.webhook") == ["email.record_feedback"]
+    assert {"email.deliver", "email.sweep", "webhooks.process", "webhooks.sweep",
+            "billing.reconcile", "jobs.dispatch", "accounts.purge_expired"} <= names
+    assert engine.subscribers("booking.held") == ["billing.settle_booking"]
+    # Resend's and Lemon Squeezy's webhooks go through the one inbox, not events
+    from tutorapp.webhooks.service import HANDLERS
+
+    assert {"lemonsqueezy", "resend"} <= set(HANDLERS)
 
 
 def test_a_function_name_is_declared_once() -> None:

@@ -1,4 +1,5 @@
-"""Resend webhooks, signed the Svix way, feed the suppression list once per event."""
+"""Resend webhooks, signed the Svix way, go to the one webhook inbox and feed the
+suppression list once per event."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from svix.webhooks import Webhook
 from tests.conftest import make_settings
 from tests.jobs.conftest import Worker
 from tutorapp.core.db import Database
-from tutorapp.jobs.models import JobEvent
+from tutorapp.webhooks.models import InboxEvent
 from tutorapp.notifications.models import EmailSuppression, SuppressionReason
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -52,6 +53,15 @@ def with_secret(app: FastAPI, database_url: str) -> None:
     app.state.settings = make_settings(database_url, resend_webhook_secret=SECRET)
 
 
+async def inbox_run(db: Database, msg_id: str) -> str:
+    """The job run applying the Resend event stored under this Svix message id."""
+    async with db.session() as session:
+        event = await session.scalar(select(InboxEvent).where(
+            InboxEvent.provider == "resend", InboxEvent.dedupe_key == msg_id))
+    assert event is not None and event.event_name.startswith("email.")
+    return f"webhooks.process:{event.id}:0"
+
+
 async def suppressions(db: Database) -> list[tuple[str, SuppressionReason, str | None]]:
     async with db.session() as session:
         rows = (await session.scalars(select(EmailSuppression).order_by(EmailSuppression.address)
@@ -69,12 +79,13 @@ async def test_a_bounce_suppresses_the_address_once(
     assert first.status_code == again.status_code == 200
     assert first.json() == {"received": True, "handled": True, "duplicate": False}
     assert again.json() == {"received": True, "handled": True, "duplicate": True}
-    assert await running.result("email.record_feedback:msg_2Lh9KRb0pzN4LePd3XiA") == 1
+    assert await running.result(await inbox_run(db, "msg_2Lh9KRb0pzN4LePd3XiA")) == "suppressed 1"
     assert await suppressions(db) == [
         ("gone@example.org", SuppressionReason.bounced, "msg_2Lh9KRb0pzN4LePd3XiA")
     ]
     async with db.session() as session:
-        assert await session.scalar(select(func.count()).select_from(JobEvent)) == 1
+        # one inbox for every provider: the Resend event is stored where Lemon Squeezy's are
+        assert await session.scalar(select(func.count()).select_from(InboxEvent)) == 1
 
 
 @pytest.mark.usefixtures("with_secret")
@@ -83,7 +94,7 @@ async def test_a_complaint_suppresses_the_address(
 ) -> None:
     body, headers = signed(bounce("angry@example.org", "email.complained"), msg_id="msg_c1")
     assert (await client.post("/webhooks/resend", content=body, headers=headers)).status_code == 200
-    assert await running.result("email.record_feedback:msg_c1") == 1
+    assert await running.result(await inbox_run(db, "msg_c1")) == "suppressed 1"
     assert await suppressions(db) == [("angry@example.org", SuppressionReason.complained, "msg_c1")]
 
 
@@ -96,7 +107,7 @@ async def test_other_event_types_are_acknowledged_and_ignored(
     assert response.status_code == 200
     assert response.json() == {"received": True, "handled": False}
     async with db.session() as session:
-        assert await session.scalar(select(func.count()).select_from(JobEvent)) == 0
+        assert await session.scalar(select(func.count()).select_from(InboxEvent)) == 0
 
 
 @pytest.mark.usefixtures("with_secret")

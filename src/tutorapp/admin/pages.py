@@ -1,7 +1,7 @@
 """The back office under /admin (admin role with a TOTP-verified session).
 
 Tutor approvals, users and roles, bookings, subscriptions and the ledger, the
-audit log; job runs live at /admin/jobs (the jobs domain). Every destructive
+webhook inbox (dead and failing events, with a retry button), the audit log; job runs live at /admin/jobs (the jobs domain). Every destructive
 action goes through a confirmation page (GET shows what will happen, POST does it)
 and the service it calls writes the audit row."""
 
@@ -222,6 +222,29 @@ async def billing(request: Request, admin: AdminPrincipal, session: SessionDep,
             context["entries"] = await ledger.entries_of(session, accounts_of, limit=200)
     return render(request, "admin/billing.html", section="billing", zone=admin.user.time_zone,
                   **context)
+
+
+# --- webhook inbox -------------------------------------------------------------------------
+
+
+@router.get("/webhooks")
+async def webhook_inbox(request: Request, admin: AdminPrincipal, session: SessionDep,
+                        show: str = "failing") -> Response:
+    """Events that are dead or failing (or every recent one), with a retry button."""
+    from tutorapp.webhooks import service as inbox
+
+    events = await inbox.listing(session, failing=show != "all", limit=PAGE)
+    return render(request, "admin/webhooks.html", section="webhooks", events=events, show=show,
+                  zone=admin.user.time_zone, retried=request.query_params.get("retried"))
+
+
+@router.post("/webhooks/{event_id}/retry")
+async def webhook_retry(request: Request, event_id: uuid.UUID, admin: AdminPrincipal,
+                        session: SessionDep) -> Response:
+    from tutorapp.webhooks import service as inbox
+
+    await inbox.retry(session, event_id, actor_id=admin.id)
+    return see_other("/admin/webhooks?retried=1")
 
 
 # --- audit log ---------------------------------------------------------------------------

@@ -71,6 +71,15 @@ def provider_for(request: Request, session: Any) -> PaymentsProvider:
                         transport=httpx.ASGITransport(app=request.app))
 
 
+async def outside_transaction(session: Any, call: Awaitable[T]) -> T:
+    """A provider call (up to its timeout) made with no transaction open: what the
+    request did so far is committed first, so no row lock (and on SQLite, not the
+    write lock) is held while the vendor answers. The session begins a new
+    transaction on its next use."""
+    await session.commit()
+    return await calling(call)
+
+
 async def calling(call: Awaitable[T]) -> T:
     """A provider call: retryable failures become 503, final ones 404/409."""
     try:
@@ -124,11 +133,20 @@ async def list_plans(settings: SettingsDep) -> list[schemas.PlanOut]:
 async def create_checkout(body: schemas.CheckoutIn, request: Request, session: SessionDep,
                           caller: StudentOrParent, settings: SettingsDep) -> schemas.CheckoutOut:
     """Start a purchase: returns the provider's checkout URL to send the payer to."""
-    provider = provider_for(request, session)
-    started = await calling(checkout.start(session, settings, provider, caller.user,
-                                           plan_key=body.plan, booking_id=body.booking_id))
+    started = await start_checkout(request, session, caller.user, plan_key=body.plan,
+                                   booking_id=body.booking_id)
     assert started.url
     return schemas.CheckoutOut(id=started.id, url=started.url, provider=started.provider)
+
+
+async def start_checkout(request: Request, session: Any, user: User, *, plan_key: str,
+                         booking_id: uuid.UUID | None) -> Any:
+    """Check, ask the provider for a checkout outside the transaction, store it."""
+    provider = provider_for(request, session)
+    prepared = await checkout.prepare(session, settings_of(request), user, plan_key=plan_key,
+                                      booking_id=booking_id)
+    created = await outside_transaction(session, provider.create_checkout(prepared.request))
+    return await checkout.record(session, prepared, created, provider.name)
 
 
 async def wallet_out(session: Any, wallet: Wallet | None, now: datetime) -> schemas.WalletOut:
@@ -172,8 +190,11 @@ async def cancel_subscription(subscription_id: uuid.UUID, request: Request, sess
                               ) -> schemas.SubscriptionOut:
     """Cancel at the end of the paid period: credits stay usable until `ends_at`."""
     subscription = await subscriptions.owned(session, subscription_id, caller.user)
-    await calling(subscriptions.cancel(session, settings, provider_for(request, session),
-                                       subscription, caller.user))
+    subscriptions.check_cancellable(subscription)
+    attributes = await outside_transaction(session, provider_for(request, session)
+                                           .cancel_subscription(subscription.provider_id))
+    await subscriptions.apply_change(session, settings, subscription, attributes, caller.user,
+                                     action="cancel")
     return subscription_out(subscription)
 
 
@@ -183,8 +204,11 @@ async def resume_subscription(subscription_id: uuid.UUID, request: Request, sess
                               ) -> schemas.SubscriptionOut:
     """Undo a cancellation during the grace period."""
     subscription = await subscriptions.owned(session, subscription_id, caller.user)
-    await calling(subscriptions.resume(session, settings, provider_for(request, session),
-                                       subscription, caller.user))
+    subscriptions.check_resumable(subscription)
+    attributes = await outside_transaction(session, provider_for(request, session)
+                                           .resume_subscription(subscription.provider_id))
+    await subscriptions.apply_change(session, settings, subscription, attributes, caller.user,
+                                     action="resume")
     return subscription_out(subscription)
 
 
@@ -193,8 +217,9 @@ async def customer_portal(subscription_id: uuid.UUID, request: Request, session:
                           caller: StudentOrParent) -> schemas.PortalOut:
     """A fresh link to the provider's customer portal (payment method, invoices)."""
     subscription = await subscriptions.owned(session, subscription_id, caller.user)
-    url = await calling(subscriptions.portal_url(provider_for(request, session), subscription))
-    return schemas.PortalOut(url=url)
+    attributes = await outside_transaction(session, provider_for(request, session)
+                                           .get_subscription(subscription.provider_id))
+    return schemas.PortalOut(url=subscriptions.portal_url(attributes))
 
 
 @router.get("/invoices")
@@ -384,19 +409,19 @@ async def signed_body(request: Request) -> bytes:
 
 
 @webhook.post("/lemonsqueezy", dependencies=[PUBLIC])
-async def lemonsqueezy_webhook(session: SessionDep,
+async def lemonsqueezy_webhook(request: Request, session: SessionDep,
                                body: Annotated[bytes, Depends(signed_body)]) -> dict[str, str]:
-    """Lemon Squeezy's events: stored once, processed by a job after commit."""
+    """Lemon Squeezy's events: stored once in the inbox, applied by a job after commit."""
     try:
         payload = webhooks.validate(orjson.loads(body))
     except orjson.JSONDecodeError as exc:
         raise webhooks.MalformedWebhook("The body is not JSON.") from exc
+    sent = request.headers.get("x-event-name")
+    if sent != payload["meta"]["event_name"]:
+        raise webhooks.MalformedWebhook(
+            "Missing X-Event-Name." if sent is None else
+            f"X-Event-Name {sent[:64]!r} does not match the body's meta.event_name.")
     event_id, created = await webhooks.store(session, payload, body)
-    if created:
-        from tutorapp.billing.jobs import PROCESS_EVENT
-        from tutorapp.jobs.engine import enqueue_after_commit
-
-        enqueue_after_commit(session, PROCESS_EVENT, str(event_id), key=str(event_id))
     return {"status": "stored" if created else "duplicate", "id": str(event_id)}
 
 

@@ -41,10 +41,31 @@ async def pay_with_credit(session: AsyncSession, settings: Settings, booking_id:
     lesson costs one, whatever its tutor and length."""
     booking = await scheduling.get_for(session, booking_id, caller)
     if booking.status != BookingStatus.held:
+        if await is_paid(session, booking):
+            return booking  # paid already (the settling job or a checkout won the race)
         raise Conflict(f"Only a held booking is paid; this one is {booking.status}.")
     wallet = await wallet_of_booking(session, settings, booking)
     await credits.spend(session, wallet, booking.id, now=now, actor_id=caller.id)
     return await scheduling.mark_paid(session, booking.id, now=now)
+
+
+async def is_paid(session: AsyncSession, booking: Booking) -> bool:
+    """Whether a credit of the wallet is on this booking (reserved or consumed)."""
+    status = await session.scalar(
+        select(CreditSpend.status).where(CreditSpend.booking_id == booking.id))
+    return status in (SpendStatus.reserved, SpendStatus.consumed)
+
+
+async def pay_held_bookings(session: AsyncSession, wallet: Wallet, booking_ids: list[str], *,
+                            now: datetime, actor_id: uuid.UUID | None) -> str:
+    """Pay the held bookings a purchase was started from, in the given order, each
+    with one credit, while credits last; returns what happened."""
+    results = [await pay_held_booking(session, wallet, booking_id, now=now, actor_id=actor_id)
+               for booking_id in booking_ids]
+    if len(results) == 1:
+        return results[0]
+    confirmed = results.count("booking confirmed")
+    return f"{confirmed} of {len(results)} bookings confirmed"
 
 
 async def pay_held_booking(session: AsyncSession, wallet: Wallet, booking_id: object, *,
@@ -52,12 +73,15 @@ async def pay_held_booking(session: AsyncSession, wallet: Wallet, booking_id: ob
     """A purchase made for a held booking pays it with one of its credits; if the hold
     ended meanwhile, the credit simply stays in the wallet."""
     try:
-        booking_uuid = uuid.UUID(str(booking_id))
+        booking_uuid = uuid.UUID(str(booking_id).strip())
     except ValueError:
         return "no such booking"
     booking = await session.get(Booking, booking_uuid)
     if booking is None or booking.status != BookingStatus.held:
         return "booking no longer held: the credit stays in the wallet"
+    student = await session.get(User, booking.student_id)
+    if student is None or credits.wallet_owner_id(student) != wallet.owner_id:
+        return "booking of another family: not paid"
     try:
         async with session.begin_nested():
             await credits.spend(session, wallet, booking.id, now=now, actor_id=actor_id)

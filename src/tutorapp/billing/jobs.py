@@ -1,39 +1,28 @@
 """Background functions of billing.
 
-- `billing.process_event`: apply one stored webhook (started after the inbox commit).
+- Webhooks are applied by the inbox's `webhooks.process` (`billing.webhooks.apply`).
 - `billing.settle_booking`: pay a held booking from the wallet, or settle its credit
   when the booking ends (subscribed to scheduling's `booking.*` events).
-- `billing.sweep` (every minute): events and bookings a lost start left behind,
-  earnings past their hold time, credits past their expiry.
+- `billing.sweep` (every minute): bookings a lost event left behind, earnings past
+  their hold time, credits past their expiry.
+- `billing.reconcile` (every 10 minutes): orders, invoices and subscriptions the
+  provider has and the inbox lacks (a webhook Lemon Squeezy gave up on).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from tutorapp.billing import bookings, credits, earnings, webhooks
+from tutorapp.billing import bookings, credits, earnings, reconcile
 from tutorapp.core.time import utcnow
-from tutorapp.jobs.engine import enqueue, function, runtime, step
+from tutorapp.jobs.engine import function, runtime, step
 
-PROCESS_EVENT = "billing.process_event"
 SETTLE_BOOKING = "billing.settle_booking"
-SWEEP_GRACE = timedelta(seconds=30)
 # Scheduling events after which a booking's credit may need settling.
 BOOKING_EVENTS = frozenset({"booking.held", "booking.completed", "booking.no_show",
                             "booking.cancelled", "booking.expired"})
-
-
-async def _process(event_id: str) -> str:
-    async with runtime.database().unit_of_work() as session:
-        return await webhooks.process_event(session, runtime.settings, uuid.UUID(event_id))
-
-
-@function(PROCESS_EVENT, concurrency=5)
-async def process_event(event_id: str) -> str:
-    """Apply one Lemon Squeezy webhook from the inbox (safe to run twice)."""
-    return await step("billing.apply_event", _process, event_id)
 
 
 async def _settle(booking_id: str) -> str:
@@ -67,21 +56,27 @@ async def settle_booking(event: dict[str, Any]) -> str:
 async def _sweep() -> dict[str, int]:
     now = utcnow()
     async with runtime.database().session() as session:
-        events = await webhooks.pending(session, older_than=SWEEP_GRACE)
         ended = await bookings.unsettled(session)
-    for event_id in events:
-        await enqueue(PROCESS_EVENT, str(event_id), key=f"{event_id}:{int(now.timestamp())}")
     for booking_id in ended:
         async with runtime.database().unit_of_work() as session:
             await bookings.settle(session, runtime.settings, booking_id, now=now)
     async with runtime.database().unit_of_work() as session:
         released = await earnings.release_due(session, now=now)
         expired = await credits.expire_due(session, now=now)
-    return {"events": len(events), "bookings": len(ended), "earnings_released": released,
-            "credits_expired": expired}
+    return {"bookings": len(ended), "earnings_released": released, "credits_expired": expired}
 
 
 @function("billing.sweep", cron="* * * * *", concurrency=1)
 async def sweep(scheduled_at: datetime) -> dict[str, int]:
-    """Every minute: unprocessed events, unsettled bookings, due earnings, expired credits."""
+    """Every minute: unsettled bookings, due earnings, expired credits."""
     return await step("billing.sweep", _sweep)
+
+
+async def _reconcile() -> dict[str, int]:
+    return await reconcile.run(runtime.database(), runtime.settings, now=utcnow())
+
+
+@function("billing.reconcile", cron="*/10 * * * *", concurrency=1)
+async def reconcile_with_provider(scheduled_at: datetime) -> dict[str, int]:
+    """Every 10 minutes: what the provider has and the inbox lacks goes in the inbox."""
+    return await step("billing.reconcile", _reconcile)

@@ -1,5 +1,5 @@
 """Billing: wallets and lesson credits, subscriptions and payments mirrored from the
-payment provider, the webhook inbox, the double-entry ledger, tutor earnings and
+payment provider, the double-entry ledger, tutor earnings and
 payouts. Every amount is an integer of minor units next to its ISO 4217 currency."""
 
 from __future__ import annotations
@@ -186,23 +186,9 @@ class Checkout(Entity):
     provider: Mapped[str] = mapped_column(String(24))
     provider_checkout_id: Mapped[str | None] = mapped_column(String(64))
     url: Mapped[str | None] = mapped_column(String(1000))
+    # the custom data sent with it: what the reconciliation puts back on events
+    custom: Mapped[dict[str, Any] | None]
     paid_at: Mapped[datetime | None]
-
-
-class WebhookEvent(Entity):
-    """The webhook inbox: every verified delivery, stored once per `dedupe_key`
-    (event name, resource type and id, the resource's `updated_at`)."""
-
-    __tablename__ = "billing_webhook_events"
-    __table_args__ = (Index("ix_billing_webhook_events_pending", "processed_at", "created_at"),)
-
-    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
-    event_name: Mapped[str] = mapped_column(String(64))
-    resource_type: Mapped[str] = mapped_column(String(40))
-    resource_id: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict[str, Any]]
-    processed_at: Mapped[datetime | None]
-    outcome: Mapped[str | None] = mapped_column(String(200))
 
 
 class LedgerTransaction(Entity):

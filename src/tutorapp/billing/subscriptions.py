@@ -129,33 +129,32 @@ async def owned(session: AsyncSession, subscription_id: uuid.UUID, user: User) -
     return subscription
 
 
-async def cancel(session: AsyncSession, settings: Settings, provider: Any,
-                 subscription: Subscription, actor: User) -> Subscription:
+def check_cancellable(subscription: Subscription) -> None:
     if subscription.status in (SubscriptionStatus.cancelled, SubscriptionStatus.expired):
         raise Conflict(f"The subscription is already {subscription.status}.")
-    attributes = await provider.cancel_subscription(subscription.provider_id)
-    await record(session, "billing.subscription_cancel_requested", subject_type="subscription",
-                 subject_id=subscription.id, actor_id=actor.id)
-    await sync(session, settings, provider_id=subscription.provider_id, attributes=attributes,
-               payer=None, event_name="api.cancel")
-    return subscription
 
 
-async def resume(session: AsyncSession, settings: Settings, provider: Any,
-                 subscription: Subscription, actor: User) -> Subscription:
+def check_resumable(subscription: Subscription) -> None:
     if subscription.status != SubscriptionStatus.cancelled:
         raise Conflict("Only a cancelled subscription in its grace period can be resumed.")
-    attributes = await provider.resume_subscription(subscription.provider_id)
-    await record(session, "billing.subscription_resume_requested", subject_type="subscription",
-                 subject_id=subscription.id, actor_id=actor.id)
+
+
+async def apply_change(session: AsyncSession, settings: Settings, subscription: Subscription,
+                       attributes: dict[str, Any], actor: User, *, action: str) -> Subscription:
+    """The provider accepted the customer's `action` ("cancel", "resume") and answered
+    with the subscription's new attributes (the provider call ran outside the
+    transaction): audit it and mirror the new state."""
+    await record(session, f"billing.subscription_{action}_requested",
+                 subject_type="subscription", subject_id=subscription.id, actor_id=actor.id)
     await sync(session, settings, provider_id=subscription.provider_id, attributes=attributes,
-               payer=None, event_name="api.resume")
+               payer=None, event_name=f"api.{action}")
+    await session.refresh(subscription)
     return subscription
 
 
-async def portal_url(provider: Any, subscription: Subscription) -> str:
-    """A fresh customer-portal link (Lemon Squeezy's are signed and expire in 24 hours)."""
-    attributes = await provider.get_subscription(subscription.provider_id)
+def portal_url(attributes: dict[str, Any]) -> str:
+    """The customer-portal link of fresh attributes (Lemon Squeezy's are signed and
+    expire in 24 hours)."""
     url = (attributes.get("urls") or {}).get("customer_portal")
     if not url:
         raise Conflict("The provider gave no customer portal for this subscription.")

@@ -1,11 +1,12 @@
-"""The webhook inbox: store each verified delivery once, process it in a job.
+"""Lemon Squeezy's events, applied from the webhook inbox (`tutorapp.webhooks`).
 
-`store` inserts the event under a dedupe key (event name, resource type and id,
-the resource's `updated_at`): a repeated delivery conflicts and is not stored
-again. `process_event` (run by the `billing.process_event` job, and by the
-`billing.sweep` job for anything left behind) applies it; it is safe to run twice.
-An event that cannot be applied yet (an invoice whose subscription we have not
-seen) stays unprocessed and is retried by the sweep.
+`store` puts a verified delivery in the inbox under a dedupe key (event name,
+resource type and id, the resource's `updated_at`): a repeated delivery conflicts
+and is not stored again. `apply` (the inbox's handler for `lemonsqueezy`) applies
+it; it is safe to run twice. An invoice whose subscription we have not seen yet
+is deferred (retried with backoff); a payload we cannot read is dead-lettered.
+Whenever credits arrive, the held bookings the purchase was started from
+(`custom_data.booking_ids`) are paid in order in the same transaction.
 """
 
 from __future__ import annotations
@@ -13,23 +14,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import User
 from tutorapp.billing import credits, payments, plans, subscriptions
-from tutorapp.billing.models import WebhookEvent
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
 from tutorapp.core.errors import AppError
-from tutorapp.core.fields import storable, storable_json
 from tutorapp.core.time import utcnow
+from tutorapp.webhooks import service as inbox
+from tutorapp.webhooks.models import InboxEvent
 
 log = logging.getLogger("tutorapp.billing.webhooks")
+PROVIDER = "lemonsqueezy"
 DEFER = "deferred"
 SUBSCRIPTION_EVENTS = frozenset({
     "subscription_created", "subscription_updated", "subscription_cancelled",
@@ -68,28 +67,34 @@ def validate(payload: Any) -> dict[str, Any]:
 
 
 async def store(session: AsyncSession, payload: dict[str, Any], body: bytes
-                ) -> tuple[uuid.UUID | None, bool]:
-    """Insert the event unless we have it: (its id, whether it is new)."""
-    key = storable(dedupe_key(payload, body), 300)
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    event_id = uuid.uuid4()
-    now = utcnow()
-    result = await session.execute(
-        insert(WebhookEvent).values(
-            id=event_id, dedupe_key=key, event_name=storable(payload["meta"]["event_name"], 64),
-            resource_type=storable(payload["data"]["type"], 40),
-            resource_id=storable(str(payload["data"]["id"]), 64),
-            payload=storable_json(payload), created_at=now, updated_at=now,
-        ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                ) -> tuple[uuid.UUID, bool]:
+    """Put a verified delivery in the inbox: (its id, whether it is new)."""
+    return await inbox.store(
+        session, provider=PROVIDER, dedupe_key=dedupe_key(payload, body),
+        event_name=payload["meta"]["event_name"], resource_type=payload["data"]["type"],
+        resource_id=str(payload["data"]["id"]), payload=payload,
     )
-    if result.rowcount == 1:
-        return event_id, True
-    existing = await session.scalar(select(WebhookEvent.id).where(WebhookEvent.dedupe_key == key))
-    return existing, False
+
+
+def custom_data(meta: dict[str, Any]) -> dict[str, Any]:
+    """`meta.custom_data`: what our checkout put there (an object), or nothing."""
+    custom = meta.get("custom_data")
+    if custom is None:
+        return {}
+    if not isinstance(custom, dict):
+        raise inbox.Unprocessable("meta.custom_data is not an object")
+    return custom
+
+
+def held_booking_ids(meta: dict[str, Any]) -> list[str]:
+    """The held bookings the purchase was started from, in the order to pay them."""
+    custom = custom_data(meta)
+    listed = custom.get("booking_ids") or custom.get("booking_id") or ""
+    return [part for part in str(listed).split(",") if part.strip()]
 
 
 async def _payer(session: AsyncSession, meta: dict[str, Any]) -> User | None:
-    custom = meta.get("custom_data") or {}
+    custom = custom_data(meta)
     try:
         user_id = uuid.UUID(str(custom.get("user_id")))
     except ValueError:
@@ -139,8 +144,21 @@ async def _invoice_event(session: AsyncSession, settings: Settings,
     if refunded or name == "subscription_payment_refunded":
         amount = await payments.apply_refund(session, payment, refunded_total=refunded,
                                              reason=name)
-        outcome = f"refunded {amount}"
-    return outcome
+        return f"refunded {amount}"
+    return outcome + await _pay_held(session, wallet, payload["meta"], created, payer)
+
+
+async def _pay_held(session: AsyncSession, wallet: Any, meta: dict[str, Any], created: bool,
+                    payer: User) -> str:
+    """Credits just arrived: pay the held bookings the purchase was started from, in
+    order, in this same transaction (only when the credits are new: exactly once)."""
+    ids = held_booking_ids(meta)
+    if not created or not ids:
+        return ""
+    from tutorapp.billing import bookings
+
+    return "; " + await bookings.pay_held_bookings(session, wallet, ids, now=utcnow(),
+                                                   actor_id=payer.id)
 
 
 async def _order_event(session: AsyncSession, settings: Settings,
@@ -169,20 +187,14 @@ async def _order_event(session: AsyncSession, settings: Settings,
     if refunded or name == "order_refunded":
         amount = await payments.apply_refund(session, payment, refunded_total=refunded, reason=name)
         return f"refunded {amount}"
-    booking_id = (payload["meta"].get("custom_data") or {}).get("booking_id")
-    if created and booking_id:
-        from tutorapp.billing import bookings
-
-        outcome += "; " + await bookings.pay_held_booking(session, wallet, booking_id,
-                                                           now=utcnow(), actor_id=payer.id)
-    return outcome
+    return outcome + await _pay_held(session, wallet, payload["meta"], created, payer)
 
 
 async def _mark_checkout_paid(session: AsyncSession, meta: dict[str, Any]) -> None:
     from tutorapp.billing.models import Checkout
 
     try:
-        checkout_id = uuid.UUID(str((meta.get("custom_data") or {}).get("checkout_id")))
+        checkout_id = uuid.UUID(str(custom_data(meta).get("checkout_id")))
     except ValueError:
         return
     checkout = await session.get(Checkout, checkout_id)
@@ -190,45 +202,24 @@ async def _mark_checkout_paid(session: AsyncSession, meta: dict[str, Any]) -> No
         checkout.paid_at = utcnow()
 
 
-async def process_event(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> str:
-    """Apply one stored event; a processed event is skipped (safe to run twice)."""
-    event = await session.get(WebhookEvent, event_id, with_for_update=True)
-    if event is None:
-        return "missing"
-    if event.processed_at is not None:
-        return "skip: processed"
-    name = event.event_name
+@inbox.handler(PROVIDER)
+async def apply(session: AsyncSession, settings: Settings, event: InboxEvent) -> str:
+    """Apply one Lemon Squeezy event (the inbox counts attempts and dead-letters)."""
+    name, payload = event.event_name, event.payload
     handler = (_subscription_event if name in SUBSCRIPTION_EVENTS
                else _invoice_event if name in INVOICE_EVENTS
                else _order_event if name in ORDER_EVENTS else None)
     if handler is None:
-        outcome = f"ignored: {name} is not handled"
-    else:
-        try:
-            async with session.begin_nested():
-                outcome = await handler(session, settings, event.payload)
-        except (KeyError, TypeError, ValueError) as exc:
-            # A payload we cannot read will not read better on a retry: keep it, say
-            # why, and stop (a database error, by contrast, propagates and is retried).
-            log.exception("billing event %s (%s) cannot be applied", event.id, name)
-            outcome = f"failed: {type(exc).__name__}: {exc}"
+        return f"ignored: {name} is not handled"
+    try:
+        outcome = await handler(session, settings, payload)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # A payload we cannot read will not read better on a retry.
+        raise inbox.Unprocessable(f"{type(exc).__name__}: {exc}") from exc
     if outcome == DEFER:
-        return outcome
+        raise inbox.Deferred("its subscription has not been seen yet")
     if name in ("order_created", "subscription_payment_success"):
-        await _mark_checkout_paid(session, event.payload["meta"])
-    event.processed_at = utcnow()
-    event.outcome = outcome[:200]
-    await session.flush()
+        await _mark_checkout_paid(session, payload["meta"])
+    if handler is _subscription_event:  # invoices deferred for it may go now
+        await inbox.wake(session, provider=PROVIDER, resource_type="subscription-invoices")
     return outcome
-
-
-async def pending(session: AsyncSession, *, older_than: timedelta = timedelta(0),
-                  limit: int = 500) -> list[uuid.UUID]:
-    """Unprocessed events in arrival order (the sweep's work list)."""
-    return list(await session.scalars(
-        select(WebhookEvent.id)
-        .where(WebhookEvent.processed_at.is_(None),
-               WebhookEvent.created_at <= utcnow() - older_than)
-        .order_by(WebhookEvent.created_at, WebhookEvent.id).limit(limit)
-    ))
-

@@ -3,8 +3,9 @@
 Resend signs each delivery the Svix way (`svix-id`, `svix-timestamp`,
 `svix-signature`, secret `whsec_...`); `svix.Webhook.verify` checks the signature
 and refuses a timestamp more than 5 minutes off. A verified event is stored once
-per `svix-id` (a redelivery is acknowledged and ignored) and handled by the
-`email.record_feedback` function after commit; the endpoint answers at once.
+per `svix-id` in the one webhook inbox (`tutorapp.webhooks`; a redelivery is
+acknowledged and ignored) and applied by its job after commit, with attempts,
+backoff and a dead-letter state; the endpoint answers at once.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from svix.webhooks import Webhook, WebhookVerificationError
 from tutorapp.accounts.deps import PUBLIC
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError
-from tutorapp.core.fields import storable, storable_json
-from tutorapp.jobs.engine import emit
+from tutorapp.notifications.jobs import RESEND
+from tutorapp.webhooks import service as inbox
 
 FEEDBACK_TYPES = {"email.bounced", "email.complained"}
 
@@ -66,7 +67,8 @@ async def resend_webhook(event: ResendEvent, session: SessionDep) -> dict[str, A
     message_id, payload = event
     if payload["type"] not in FEEDBACK_TYPES:
         return {"received": True, "handled": False}
-    # a signed event is always stored: no NUL for PostgreSQL, the id cut to its column
-    new = await emit(session, "resend.webhook", storable_json(payload),
-                     event_id=storable(message_id, 200))
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    _, new = await inbox.store(session, provider=RESEND, dedupe_key=message_id,
+                               event_name=payload["type"], resource_type="email",
+                               resource_id=str(data.get("email_id") or ""), payload=payload)
     return {"received": True, "handled": True, "duplicate": not new}

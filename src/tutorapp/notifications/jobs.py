@@ -1,5 +1,5 @@
-"""Background functions of notifications: deliver emails, release deferred ones,
-record bounces and complaints."""
+"""Background functions of notifications: deliver emails, release deferred ones;
+and the webhook inbox's handler for Resend (bounces and complaints)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dbos import DBOS
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
 from tutorapp.integrations.email import get_provider
@@ -15,6 +16,8 @@ from tutorapp.integrations.email.base import OutgoingEmail
 from tutorapp.jobs.engine import RateLimit, describe_error, enqueue, function, runtime, step
 from tutorapp.notifications import service
 from tutorapp.notifications.models import SuppressionReason
+from tutorapp.webhooks import service as inbox
+from tutorapp.webhooks.models import InboxEvent
 
 # A message younger than this is still being started by the request that stored it.
 SWEEP_GRACE = timedelta(seconds=30)
@@ -105,22 +108,24 @@ FEEDBACK_EVENTS = {
 }
 
 
-async def _suppress(event: dict[str, Any]) -> int:
-    payload = event["data"]
-    reason = FEEDBACK_EVENTS.get(payload.get("type", ""))
+RESEND = "resend"
+
+
+@inbox.handler(RESEND)
+async def record_feedback(session: AsyncSession, settings: Settings, event: InboxEvent) -> str:
+    """A Resend bounce or complaint from the webhook inbox: never mail that address
+    again (the inbox counts attempts and dead-letters)."""
+    reason = FEEDBACK_EVENTS.get(event.event_name)
     if reason is None:
-        return 0
-    recipients = payload.get("data", {}).get("to") or []
+        return "ignored: not a bounce or complaint"
+    data = event.payload.get("data")
+    if not isinstance(data, dict):
+        raise inbox.Unprocessable("data is not an object")
+    recipients = data.get("to") or []
     if isinstance(recipients, str):
         recipients = [recipients]
     added = 0
-    async with runtime.database().unit_of_work() as session:
-        for address in recipients:
-            added += await service.suppress(session, address, reason, source_event_id=event["id"])
-    return added
-
-
-@function("email.record_feedback", on="resend.webhook", concurrency=5)
-async def record_feedback(event: dict[str, Any]) -> int:
-    """A Resend bounce or complaint: never mail that address again."""
-    return await step("email.suppress", _suppress, event)
+    for address in recipients:
+        added += await service.suppress(session, str(address), reason,
+                                        source_event_id=event.dedupe_key)
+    return f"suppressed {added}"

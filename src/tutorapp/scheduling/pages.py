@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts import service as accounts
@@ -228,6 +228,15 @@ async def _booking_context(request: Request, session: AsyncSession, principal: A
                                "plans": request.app.state.settings.billing_plans}
     if booking.status == BookingStatus.held and principal.role in (Role.student, Role.parent):
         context.update(await wallet_summary(session, principal.user, now))
+        # back from a checkout: the payment is being confirmed, never offered again
+        context["confirming"] = bool(request.query_params.get("paid"))
+        context["series_held"] = 1
+        if booking.series_id is not None:
+            context["series_held"] = await session.scalar(
+                select(func.count()).select_from(Booking).where(
+                    Booking.series_id == booking.series_id,
+                    Booking.student_id == booking.student_id,
+                    Booking.status == BookingStatus.held))
     if booking.series_id is not None:
         context["series_rows"] = await describe(session, list(await session.scalars(
             select(Booking).where(Booking.series_id == booking.series_id)
@@ -240,6 +249,18 @@ async def booking_page(request: Request, booking_id: uuid.UUID, principal: Curre
                        session: SessionDep) -> Response:
     return render(request, "app/booking.html",
                   **await _booking_context(request, session, principal, booking_id))
+
+
+@router.get("/app/bookings/{booking_id}/payment")
+async def payment_panel(request: Request, booking_id: uuid.UUID, principal: CurrentPrincipal,
+                        session: SessionDep) -> Response:
+    """The live payment state, polled by a held booking's page: 204 (nothing to
+    change) while the booking is held, else (paid, or the hold ended) the booking
+    page itself, loaded in full (`HX-Redirect`)."""
+    booking = await bookings.get_for(session, booking_id, principal.user)
+    if booking.status == BookingStatus.held:
+        return Response(status_code=204)
+    return Response(status_code=200, headers={"HX-Redirect": f"/app/bookings/{booking_id}?paid=1"})
 
 
 @router.post("/app/bookings/{booking_id}/pay")
@@ -259,14 +280,11 @@ async def pay_with_credit(request: Request, booking_id: uuid.UUID, principal: St
 @router.post("/app/bookings/{booking_id}/checkout")
 async def start_checkout(request: Request, booking_id: uuid.UUID, principal: StudentOrParent,
                          session: SessionDep, plan: FormStr) -> Response:
-    from tutorapp.billing import checkout
-    from tutorapp.billing.api import calling, provider_for
+    from tutorapp.billing.api import start_checkout as start
 
-    settings = request.app.state.settings
     try:
-        started = await calling(checkout.start(
-            session, settings, provider_for(request, session), principal.user,
-            plan_key=plan, booking_id=booking_id))
+        started = await start(request, session, principal.user, plan_key=plan,
+                              booking_id=booking_id)
     except AppError as error:
         return await form_failed(session, request, "app/booking.html", error,
                                  **await _booking_context(request, session, principal, booking_id))

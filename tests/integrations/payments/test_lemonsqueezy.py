@@ -177,3 +177,47 @@ def test_lemonsqueezy_needs_its_keys() -> None:
 
     with pytest.raises(ValidationError, match="TUTORAPP_LEMONSQUEEZY_API_KEY"):
         make_settings("sqlite:///:memory:", payments_provider="lemonsqueezy")
+
+
+def _page(number: int, last: int, items: list[tuple[str, str]]) -> dict:
+    return {
+        "meta": {"page": {"currentPage": number, "from": 1, "lastPage": last, "perPage": 100,
+                          "to": len(items), "total": 250}},
+        "jsonapi": {"version": "1.0"},
+        "links": {"first": f"{API}/orders?page[number]=1", "last": f"{API}/orders?page[number]={last}"},
+        "data": [{"type": "orders", "id": oid,
+                  "attributes": {"status": "paid", "created_at": at, "updated_at": at}}
+                 for oid, at in items],
+    }
+
+
+@respx.mock
+async def test_list_recent_pages_through_the_store_until_nothing_is_recent() -> None:
+    from datetime import UTC, datetime
+
+    route = respx.get(f"{API}/orders").mock(side_effect=[
+        httpx.Response(200, json=_page(1, 3, [("3", "2026-11-05T10:00:00.000000Z"),
+                                              ("2", "2026-11-04T10:00:00.000000Z")])),
+        httpx.Response(200, json=_page(2, 3, [("1", "2026-10-01T10:00:00.000000Z")])),
+    ])
+    found = await LemonSqueezyProvider(ls_settings()).list_recent(
+        "orders", since=datetime(2026, 11, 1, tzinfo=UTC))
+    assert [order_id for order_id, _ in found] == ["3", "2"]
+    # page 2 had nothing that recent: page 3 was never asked for
+    assert [dict(call.request.url.params) for call in route.calls] == [
+        {"filter[store_id]": "4321", "page[size]": "100", "page[number]": str(n)} for n in (1, 2)]
+    assert route.calls.last.request.headers["authorization"] == "Bearer test-api-key"
+
+
+@respx.mock
+async def test_a_checkout_for_a_held_booking_expires_with_the_hold() -> None:
+    from datetime import UTC, datetime
+
+    route = respx.post(f"{API}/checkouts").mock(
+        return_value=httpx.Response(201, json=checkout_response()))
+    await LemonSqueezyProvider(ls_settings()).create_checkout(CheckoutRequest(
+        variant_id="1003", email=None, name=None, custom={"booking_ids": "b-1,b-2"},
+        expires_at=datetime(2026, 11, 2, 9, 15, tzinfo=UTC)))
+    sent = json.loads(route.calls.last.request.content)["data"]["attributes"]
+    assert sent["expires_at"] == "2026-11-02T09:15:00.000000Z"
+    assert sent["checkout_data"]["custom"] == {"booking_ids": "b-1,b-2"}

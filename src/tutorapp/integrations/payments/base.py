@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from tutorapp.jobs.engine import PermanentFailure
@@ -20,6 +21,7 @@ class CheckoutRequest:
     name: str | None
     custom: dict[str, str]  # comes back in every webhook's meta.custom_data
     redirect_url: str | None = None
+    expires_at: datetime | None = None  # a checkout paying a held booking ends with the hold
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,12 @@ class PaymentsProvider(Protocol):
 
     async def resume_subscription(self, subscription_id: str) -> dict[str, Any]:
         """Undo a cancellation during its grace period; new attributes."""
+        ...
+
+    async def list_recent(self, resource_type: str, *, since: datetime
+                          ) -> list[tuple[str, dict[str, Any]]]:
+        """(id, attributes) of the store's `orders`, `subscriptions` or
+        `subscription-invoices` created or updated since `since` (reconciliation)."""
         ...
 
 

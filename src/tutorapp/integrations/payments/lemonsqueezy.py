@@ -5,6 +5,7 @@ Every call has an explicit timeout. Network errors, timeouts, 429 and 5xx raise
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -38,11 +39,11 @@ class LemonSqueezyProvider:
         if transport is not None:
             self._client_args["transport"] = transport
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None
-                    ) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+                    params: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
             async with httpx.AsyncClient(**self._client_args) as client:
-                response = await client.request(method, path, json=body)
+                response = await client.request(method, path, json=body, params=params)
         except httpx.HTTPError as exc:  # connect/read errors and timeouts
             raise PaymentsError(f"Lemon Squeezy {method} {path}: {type(exc).__name__}") from exc
         if response.status_code == 429 or response.status_code >= 500:
@@ -65,6 +66,9 @@ class LemonSqueezyProvider:
         if request.name:
             checkout_data["name"] = request.name
         attributes: dict[str, Any] = {"checkout_data": checkout_data}
+        if request.expires_at is not None:
+            attributes["expires_at"] = request.expires_at.astimezone(UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.000000Z")
         if request.redirect_url:
             attributes["product_options"] = {"redirect_url": request.redirect_url}
         body = {
@@ -93,6 +97,36 @@ class LemonSqueezyProvider:
                          "attributes": {"cancelled": False}}}
         data = await self._call("PATCH", f"subscriptions/{subscription_id}", body)
         return data["data"]["attributes"]
+
+
+    async def list_recent(self, resource_type: str, *, since: datetime
+                          ) -> list[tuple[str, dict[str, Any]]]:
+        """Page through the store's list (100 a page, at most `MAX_PAGES`), keeping
+        what was created or updated since `since`; stop at the last page or at a
+        page with nothing that recent."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        for number in range(1, MAX_PAGES + 1):
+            page = await self._call("GET", resource_type, params={
+                "filter[store_id]": str(self.store_id), "page[size]": "100",
+                "page[number]": str(number)})
+            recent = [(str(item["id"]), item["attributes"]) for item in page.get("data") or []
+                      if _recent(item["attributes"], since)]
+            found.extend(recent)
+            last = ((page.get("meta") or {}).get("page") or {}).get("lastPage") or number
+            if not recent or number >= int(last):
+                break
+        return found
+
+
+MAX_PAGES = 20
+
+
+def _recent(attributes: dict[str, Any], since: datetime) -> bool:
+    for key in ("updated_at", "created_at"):
+        value = attributes.get(key)
+        if value and datetime.fromisoformat(str(value).replace("Z", "+00:00")) >= since:
+            return True
+    return False
 
 
 def _error_detail(response: httpx.Response) -> str:

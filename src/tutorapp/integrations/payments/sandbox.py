@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import String
+from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -51,6 +51,15 @@ class SandboxObject(Entity):
 def timestamp(value: datetime | None) -> str | None:
     """Lemon Squeezy's format: `2023-01-24T12:43:48.000000Z`."""
     return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(value: str | None) -> datetime | None:
+    return None if not value else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _public(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Attributes as the API shows them (without the sandbox's own bookkeeping)."""
+    return {k: v for k, v in attributes.items() if k not in ("custom", "pending_invoice_id")}
 
 
 def add_months(value: datetime, months: int) -> datetime:
@@ -119,6 +128,7 @@ class SandboxProvider:
             "store_id": STORE_ID, "variant_id": plan.variant_id, "email": request.email,
             "name": request.name, "custom": request.custom,
             "redirect_url": request.redirect_url, "paid": False,
+            "expires_at": timestamp(request.expires_at),
         })
         url = f"{self.settings.public_url.rstrip('/')}/billing/sandbox/checkout/{checkout.id}"
         return CheckoutCreated(id=str(checkout.id), url=url)
@@ -145,6 +155,15 @@ class SandboxProvider:
             "ends_at": None,
         })
 
+    async def list_recent(self, resource_type: str, *, since: datetime
+                          ) -> list[tuple[str, dict[str, Any]]]:
+        rows = await self.session.scalars(
+            select(SandboxObject).where(SandboxObject.type == resource_type)
+            .order_by(SandboxObject.created_at.desc()))
+        return [(str(obj.id), _public(obj.attributes)) for obj in rows
+                if max(_parse(obj.attributes.get("updated_at")) or obj.updated_at,
+                       obj.updated_at) >= since]
+
     # --- the sandbox's own pages and portal ---------------------------------------
 
     async def checkout(self, checkout_id: str) -> dict[str, Any]:
@@ -161,6 +180,9 @@ class SandboxProvider:
         attributes = dict(checkout.attributes)
         if attributes["paid"]:
             return []
+        expires_at = _parse(attributes.get("expires_at"))
+        if expires_at is not None and utcnow() >= expires_at:
+            raise PaymentsRejected("This checkout has expired.", status=410)
         checkout.attributes = attributes | {"paid": True}
         plan = self._plan(attributes["variant_id"])
         custom = attributes["custom"]
@@ -296,13 +318,12 @@ class SandboxProvider:
         subscription.attributes = attributes
         await self.session.flush()
         self._send(event, "subscriptions", subscription, attributes.get("custom"))
-        return {k: v for k, v in attributes.items() if k not in ("custom", "pending_invoice_id")}
+        return _public(attributes)
 
     def _send(self, event_name: str, resource_type: str, obj: SandboxObject,
               custom: dict[str, Any] | None) -> None:
         """Queue the webhook; it is POSTed once the transaction committed."""
-        attributes = {k: v for k, v in obj.attributes.items()
-                      if k not in ("custom", "pending_invoice_id")}
+        attributes = _public(obj.attributes)
         body = webhook_body(event_name, resource_type, str(obj.id), attributes, custom)
         headers = webhook_headers(self.settings.payments_webhook_secret, event_name, body)
         outgoing: list[Webhook] = self.session.info.setdefault("sandbox_webhooks", [])
