@@ -367,7 +367,7 @@ async def read_user(principal: CurrentPrincipalAAL1, settings: SettingsDep) -> d
     return user_json(settings, principal.user)
 
 
-def _check_reauthenticated(settings: Settings, principal: Principal,
+async def _check_reauthenticated(settings: Settings, principal: Principal,
                            current_password: str | None) -> None:
     """Changing the password or the address needs the current password, except in a
     session opened from a reset link (GoTrue's UpdatePasswordRequireCurrentPassword)."""
@@ -377,7 +377,7 @@ def _check_reauthenticated(settings: Settings, principal: Principal,
         raise GoTrueError(400, "current_password_required",
                           "Current password required when setting new password.")
     try:
-        sessions.check_current_password(principal.user, current_password)
+        await sessions.check_current_password(principal.user, current_password)
     except InvalidInput as exc:
         raise GoTrueError(400, "current_password_invalid",
                           "Current password required when setting new password.") from exc
@@ -401,12 +401,12 @@ async def update_user(request: Request, principal: CurrentPrincipal, db: Session
             locale=str(data["locale"]) if data.get("locale") else None,
         )
     if body.password is not None:
-        _check_reauthenticated(settings, principal, body.current_password)
+        await _check_reauthenticated(settings, principal, body.current_password)
         await sessions.set_password(db, user, body.password, client=client)
         await sessions.revoke_user_sessions(db, user.id, keep=principal.session.id,
                                             reason="password_changed")
     if body.email and service.normalize_email(body.email) != user.email:
-        _check_reauthenticated(settings, principal, body.current_password)
+        await _check_reauthenticated(settings, principal, body.current_password)
         try:
             await service.request_email_change(db, settings, user, _email_of(body.email))
         except Conflict as exc:
