@@ -196,6 +196,30 @@ async def test_weak_password_and_existing_user(client: httpx.AsyncClient, db) ->
     assert (invalid.status_code, invalid.json()["code"]) == (400, "email_address_invalid")
 
 
+async def test_user_metadata_is_checked_not_cut(client: httpx.AsyncClient, db) -> None:
+    """A name too long or an unknown time zone is refused whole; nothing is stored cut."""
+    long_name = "N" * 101
+    refused = await client.post("/auth/v1/signup", headers=V2024, json={
+        "email": "meta@example.com", "password": PASSWORD,
+        "data": {"full_name": long_name}})
+    assert (refused.status_code, refused.json()["code"]) == (400, "validation_failed")
+    assert "data.full_name" in refused.json()["message"]
+    signed_up = await client.post("/auth/v1/signup", headers=V2024, json={
+        "email": "meta@example.com", "password": PASSWORD,
+        "data": {"full_name": "Ada Lovelace", "name": "  ", "time_zone": "Europe/London",
+                 "theme": "dark"}})
+    assert signed_up.status_code == 200
+    assert signed_up.json()["user"]["user_metadata"] == {
+        "display_name": "Ada Lovelace", "time_zone": "Europe/London", "locale": "en"}
+    bearer = {"Authorization": f"Bearer {signed_up.json()['access_token']}", **V2024}
+    for data in ({"display_name": long_name}, {"time_zone": "Mars/Olympus"}, {"name": 7}):
+        update = await client.put("/auth/v1/user", headers=bearer, json={"data": data})
+        assert (update.status_code, update.json()["code"]) == (400, "validation_failed"), data
+    me = await client.get("/auth/v1/user", headers=bearer)
+    assert me.json()["user_metadata"]["display_name"] == "Ada Lovelace"
+    assert me.json()["user_metadata"]["time_zone"] == "Europe/London"
+
+
 async def test_confirmation_link_redirects_with_the_session(client_with: Client) -> None:
     client, app_db = await client_with(email_confirmation_required=True,
                                        auth_redirect_urls=["myapp://auth/*"])

@@ -201,21 +201,16 @@ async def signup(request: Request, db: SessionDep, settings: SettingsDep, limite
     """A session when confirmation is not required; else the user, with a link sent."""
     body = _parse(schemas.SignupIn, await _body(request))
     email = _email_of(body.email, phone=body.phone)
-    data = body.data or {}
-    display_name = next((str(data[k]) for k in ("display_name", "full_name", "name")
-                         if isinstance(data.get(k), str) and data[k].strip()),
-                        email.split("@")[0])[:100]
-    role = data.get("role", Role.student.value)
-    if role not in (Role.student.value, Role.parent.value, Role.tutor.value):
-        raise InvalidInput("data.role", "choose student, parent or tutor")
+    data = body.data or schemas.UserMetadata()
     client = client_of(request)
     await limiter.hit(Limit("signup-ip", settings.login_attempts_per_ip,
                             settings.login_window_minutes * 60), client.ip or "unknown")
     try:
         user = await service.sign_up(
-            db, settings, email=email, password=body.password or "", display_name=display_name,
-            role=Role(role), time_zone=str(data.get("time_zone") or "UTC"),
-            locale=str(data.get("locale") or "en"),
+            db, settings, email=email, password=body.password or "",
+            display_name=data.profile_name or email.split("@")[0][:100],
+            role=Role(data.role or Role.student.value), time_zone=data.time_zone or "UTC",
+            locale=data.locale or "en",
             link_path=_link_path(settings, "signup", redirect_to, "/auth/verify", _pkce(body)),
         )
     except Conflict as exc:
@@ -393,13 +388,8 @@ async def update_user(request: Request, principal: CurrentPrincipal, db: Session
     if body.phone:
         raise GoTrueError(422, "phone_provider_disabled", "Phone logins are disabled")
     if body.data:
-        data = body.data
-        name = data.get("display_name") or data.get("full_name") or data.get("name")
-        await service.update_profile(
-            db, user, display_name=str(name)[:100] if name else None,
-            time_zone=str(data["time_zone"]) if data.get("time_zone") else None,
-            locale=str(data["locale"]) if data.get("locale") else None,
-        )
+        await service.update_profile(db, user, display_name=body.data.profile_name,
+                                     time_zone=body.data.time_zone, locale=body.data.locale)
     if body.password is not None:
         await _check_reauthenticated(settings, principal, body.current_password)
         await sessions.set_password(db, user, body.password, client=client)

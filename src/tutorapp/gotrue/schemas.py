@@ -8,9 +8,37 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tutorapp.accounts.schemas import Locale
+from tutorapp.core.fields import Name, TimeZone
 
 Text = Field(default=None, max_length=1024)
+
+
+class UserMetadata(BaseModel):
+    """The `data` (user_metadata) keys TutorApp keeps; other keys are ignored.
+
+    Apps send the name as `display_name`, `full_name` or `name`. The values pass the same
+    field types as the account API, so a name that is too long is refused, never cut;
+    a blank value counts as absent."""
+
+    model_config = ConfigDict(extra="ignore")
+    display_name: Name | None = None
+    full_name: Name | None = None
+    name: Name | None = None
+    role: Literal["student", "parent", "tutor"] | None = None
+    time_zone: TimeZone | None = None
+    locale: Locale | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_absent(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def profile_name(self) -> str | None:
+        return self.display_name or self.full_name or self.name
 
 
 class FlowBody(BaseModel):
@@ -25,8 +53,7 @@ class SignupIn(FlowBody):
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=32)
     password: str | None = Text
-    # user_metadata: `display_name` (or `full_name`, `name`), `role`, `time_zone`, `locale`
-    data: dict[str, Any] | None = None
+    data: UserMetadata | None = None
 
 
 class PasswordGrantIn(BaseModel):
@@ -77,7 +104,7 @@ class UserUpdateIn(FlowBody):
     current_password: str | None = Text
     nonce: str | None = Field(default=None, max_length=64)
     phone: str | None = Field(default=None, max_length=32)
-    data: dict[str, Any] | None = None
+    data: UserMetadata | None = None
 
 
 class FactorIn(BaseModel):
