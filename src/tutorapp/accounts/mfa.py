@@ -31,7 +31,8 @@ class InvalidCode(AppError):
 
 
 def _totp(settings: Settings, user: User) -> pyotp.TOTP:
-    assert user.totp_secret_encrypted
+    if not user.totp_secret_encrypted:
+        raise Conflict("Two-factor authentication is not set up.")
     return pyotp.TOTP(decrypt(settings, user.totp_secret_encrypted), interval=STEP_SECONDS)
 
 

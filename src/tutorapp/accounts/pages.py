@@ -41,7 +41,8 @@ def signed_in(settings: Settings, tokens: sessions.Tokens, next_path: str) -> Re
 
 
 def set_session_cookie(response: Response, settings: Settings, tokens: sessions.Tokens) -> None:
-    assert tokens.cookie_token
+    if not tokens.cookie_token:
+        raise ValueError("these tokens were issued without a cookie token")
     response.set_cookie(
         settings.session_cookie_name, tokens.cookie_token, httponly=True, samesite="lax",
         secure=settings.secure_cookies, path="/", max_age=settings.session_max_age_hours * 3600,

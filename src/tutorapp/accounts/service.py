@@ -147,7 +147,8 @@ async def issue_one_time_token(
 async def send_verification(
     db: AsyncSession, settings: Settings, user: User, link_path: str = "/auth/verify"
 ) -> None:
-    assert user.email
+    if not user.email:
+        raise Conflict("This account has no email address to verify.", field="email")
     token = await issue_one_time_token(
         db, user, TokenPurpose.verify_email, timedelta(hours=settings.email_verification_ttl_hours)
     )
@@ -192,7 +193,8 @@ async def verify_email_token(db: AsyncSession, settings: Settings, token: str) -
     user = await get_user(db, row.user_id)
     now = utcnow()
     if row.purpose is TokenPurpose.change_email:
-        assert row.new_email
+        if not row.new_email:
+            raise ValueError(f"change-email token {row.id} carries no new address")
         if await user_by_email(db, row.new_email):
             raise Conflict("That address now belongs to another account.", field="email")
         old = user.email

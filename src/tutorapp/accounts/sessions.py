@@ -188,10 +188,9 @@ async def refresh(
     )
     if row is None:
         raise RefreshTokenNotFound("Unknown refresh token.")
-    auth_session = await db.scalar(
+    auth_session = (await db.scalars(
         select(AuthSession).where(AuthSession.id == row.session_id).with_for_update()
-    )
-    assert auth_session is not None
+    )).one()
     idle_deadline = auth_session.last_seen_at + timedelta(
         minutes=settings.session_idle_timeout_minutes
     )

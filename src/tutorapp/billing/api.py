@@ -12,6 +12,7 @@ import httpx
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.deps import (
     PUBLIC,
@@ -133,20 +134,19 @@ async def list_plans(settings: SettingsDep) -> list[schemas.PlanOut]:
 async def create_checkout(body: schemas.CheckoutIn, request: Request, session: SessionDep,
                           caller: StudentOrParent, settings: SettingsDep) -> schemas.CheckoutOut:
     """Start a purchase: returns the provider's checkout URL to send the payer to."""
-    started = await start_checkout(request, session, caller.user, plan_key=body.plan,
-                                   booking_id=body.booking_id)
-    assert started.url
-    return schemas.CheckoutOut(id=started.id, url=started.url, provider=started.provider)
+    return await start_checkout(request, session, caller.user, plan_key=body.plan,
+                                booking_id=body.booking_id)
 
 
-async def start_checkout(request: Request, session: Any, user: User, *, plan_key: str,
-                         booking_id: uuid.UUID | None) -> Any:
+async def start_checkout(request: Request, session: AsyncSession, user: User, *, plan_key: str,
+                         booking_id: uuid.UUID | None) -> schemas.CheckoutOut:
     """Check, ask the provider for a checkout outside the transaction, store it."""
     provider = provider_for(request, session)
     prepared = await checkout.prepare(session, settings_of(request), user, plan_key=plan_key,
                                       booking_id=booking_id)
     created = await outside_transaction(session, provider.create_checkout(prepared.request))
-    return await checkout.record(session, prepared, created, provider.name)
+    started = await checkout.record(session, prepared, created, provider.name)
+    return schemas.CheckoutOut(id=started.id, url=created.url, provider=started.provider)
 
 
 async def wallet_out(session: Any, wallet: Wallet | None, now: datetime) -> schemas.WalletOut:

@@ -150,11 +150,11 @@ async def resolve(session: AsyncSession, booking_id: uuid.UUID, admin: User, *, 
     if decision == "release":
         await _make_payable(session, earning, now=now, why="dispute released by an admin")
     elif decision == "refund":
-        spent = await session.get(CreditSpend, earning.spend_id)
-        assert spent is not None
+        spent = await session.get_one(CreditSpend, earning.spend_id)
         await credits.unconsume(session, spent)
         original = await ledger.by_key(session, f"earning:{booking_id}")
-        assert original is not None
+        if original is None:
+            raise LookupError(f"The ledger has no earning:{booking_id} to reverse.")
         await ledger.reverse(session, original, kind="earning_reversal",
                              key=f"earning_reversal:{booking_id}",
                              description=f"dispute refunded for lesson {booking_id}")

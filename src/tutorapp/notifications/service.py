@@ -190,7 +190,8 @@ async def claim_for_delivery(
 
 
 def _send_claimed(settings: Settings, message: EmailMessage) -> dict[str, Any]:
-    assert message.claimed_at is not None
+    if message.claimed_at is None:
+        raise ValueError(f"email {message.id} is sent only once claimed")
     return {
         "outcome": "send",
         "day": usage.day(message.claimed_at),

@@ -310,8 +310,7 @@ async def reschedule(session: AsyncSession, booking_id: uuid.UUID, actor: User, 
     """Move a booking in place, atomically: one UPDATE takes the new interval and frees
     the old, so the lesson is never without a time nor holding two."""
     booking = await get_for(session, booking_id, actor)
-    profile = await session.get(TutorProfile, booking.tutor_id)
-    assert profile is not None
+    profile = await session.get_one(TutorProfile, booking.tutor_id)
     start = start.astimezone(timeslots.UTC)
     # As in `book`: refuse a taken slot before queueing for the lock, then decide under it.
     await check_slot(session, profile, start, booking.length, settings=settings, now=now,

@@ -288,7 +288,6 @@ async def start_checkout(request: Request, booking_id: uuid.UUID, principal: Stu
     except AppError as error:
         return await form_failed(session, request, "app/booking.html", error,
                                  **await _booking_context(request, session, principal, booking_id))
-    assert started.url
     return see_other(started.url)
 
 

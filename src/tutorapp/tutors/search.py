@@ -171,7 +171,7 @@ async def search(session: AsyncSession, query: Query, *, settings: Settings, now
                                location="query")
         free_window = (lo, hi)
 
-    if sort == "soonest":
+    if sort == "soonest" and free_window is not None:  # always set for "soonest", above
         return await _soonest(session, stmt, query, settings=settings, now=now, window=free_window)
 
     key_column: Any
@@ -232,10 +232,9 @@ async def search(session: AsyncSession, query: Query, *, settings: Settings, now
 
 
 async def _soonest(session: AsyncSession, stmt: Select, query: Query, *, settings: Settings,
-                   now: datetime, window: tuple[datetime, datetime] | None) -> schemas.SearchPage:
+                   now: datetime, window: tuple[datetime, datetime]) -> schemas.SearchPage:
     """Soonest free slot first: computed for up to `search_free_time_scan_max` tutors (by
     rating), then sorted by (first slot, id) and paged by that key."""
-    assert window is not None
     stmt = stmt.order_by(TutorProfile.rating_avg.desc(), TutorProfile.id).limit(
         settings.search_free_time_scan_max)
     profiles = list(await session.scalars(stmt))

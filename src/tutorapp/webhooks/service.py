@@ -98,9 +98,8 @@ async def store(session: AsyncSession, *, provider: str, dedupe_key: str, event_
 
         enqueue_after_commit(session, PROCESS, str(event_id), key=f"{event_id}:0")
         return event_id, True
-    existing = await session.scalar(select(InboxEvent.id).where(
-        InboxEvent.provider == provider, InboxEvent.dedupe_key == key))
-    assert existing is not None
+    existing = (await session.scalars(select(InboxEvent.id).where(
+        InboxEvent.provider == provider, InboxEvent.dedupe_key == key))).one()
     return existing, False
 
 
