@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import available_timezones
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -78,6 +78,20 @@ async def get_user(db: AsyncSession, user_id: uuid.UUID) -> User:
     if user is None or user.deleted_at is not None:
         raise NotFound("No such user.")
     return user
+
+
+async def users_by_ids(db: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
+    """The users with these ids (deleted ones too: pages still name them), by id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {u.id: u for u in await db.scalars(select(User).where(User.id.in_(wanted)))}
+
+
+async def count_users(db: AsyncSession) -> int:
+    """Accounts that are not deleted."""
+    return await db.scalar(
+        select(func.count()).select_from(User).where(User.deleted_at.is_(None))) or 0
 
 
 def app_metadata(user: User) -> dict[str, Any]:

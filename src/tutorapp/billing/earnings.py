@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import User
-from tutorapp.billing import credits, ledger
+from tutorapp.billing import credits, ledger, repository
 from tutorapp.billing.models import (
     CreditLot,
     CreditSpend,
@@ -189,7 +189,7 @@ async def run_payout(session: AsyncSession, period: str, *, now: datetime,
     until marked paid; running again adds what became payable since)."""
     _, end = period_bounds(period)
     await release_due(session, now=min(now, end))
-    payout = await session.scalar(select(Payout).where(Payout.period == period).with_for_update())
+    payout = await repository.payout_by_period(session, period, for_update=True)
     if payout is None:
         payout = Payout(period=period, status=PayoutStatus.draft)
         session.add(payout)
@@ -247,7 +247,7 @@ def payout_csv(period: str, lines: list[dict[str, object]]) -> str:
 async def mark_paid(session: AsyncSession, period: str, *, now: datetime,
                     actor_id: uuid.UUID | None = None) -> Payout:
     """The bank transfers were made: book them and close the payout."""
-    payout = await session.scalar(select(Payout).where(Payout.period == period).with_for_update())
+    payout = await repository.payout_by_period(session, period, for_update=True)
     if payout is None:
         raise NotFound(f"No payout run for {period}.")
     if payout.status == PayoutStatus.paid:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -193,6 +193,29 @@ async def list_for(session: AsyncSession, user: User, *, start: datetime | None 
         query = query.where(Booking.start_at < end)
     query = query.order_by(Booking.start_at, Booking.id).limit(limit)
     return list(await session.scalars(query))
+
+
+async def count_all(session: AsyncSession) -> int:
+    return await session.scalar(select(func.count()).select_from(Booking)) or 0
+
+
+async def latest(session: AsyncSession, *, limit: int, offset: int) -> list[Booking]:
+    """Every tutor's bookings, latest start first (for the admins)."""
+    return list(await session.scalars(
+        select(Booking).order_by(Booking.start_at.desc(), Booking.id).limit(limit).offset(offset)))
+
+
+async def of_series(session: AsyncSession, series_id: uuid.UUID) -> list[Booking]:
+    return list(await session.scalars(
+        select(Booking).where(Booking.series_id == series_id).order_by(Booking.start_at)))
+
+
+async def held_in_series(session: AsyncSession, series_id: uuid.UUID,
+                         student_id: uuid.UUID) -> int:
+    """How many lessons of the series still wait for the student's payment."""
+    return await session.scalar(select(func.count()).select_from(Booking).where(
+        Booking.series_id == series_id, Booking.student_id == student_id,
+        Booking.status == BookingStatus.held)) or 0
 
 
 # --- transitions --------------------------------------------------------------------

@@ -14,7 +14,6 @@ from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from sqlalchemy import select
 
 from tutorapp.accounts.deps import PUBLIC, OptionalPrincipal
 from tutorapp.core.db import ReadSessionDep
@@ -27,7 +26,7 @@ from tutorapp.scheduling import availability, timeslots
 from tutorapp.scheduling.api import clock
 from tutorapp.tutors import search
 from tutorapp.tutors import service as tutors
-from tutorapp.tutors.models import Level, ProfileStatus, TutorProfile
+from tutorapp.tutors.models import Level, TutorProfile
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,11 +51,7 @@ def is_htmx(request: Request) -> bool:
 @router.get("/", dependencies=[PUBLIC])
 async def landing(request: Request, session: ReadSessionDep) -> Response:
     settings = request.app.state.settings
-    featured = list(await session.scalars(
-        select(TutorProfile).where(TutorProfile.status == ProfileStatus.approved)
-        .order_by(TutorProfile.rating_avg.desc(), TutorProfile.rating_count.desc(),
-                  TutorProfile.id).limit(settings.featured_tutors)
-    ))
+    featured = await tutors.featured(session, limit=settings.featured_tutors)
     subjects_of = await tutors.subjects_of(session, [p.id for p in featured])
     top_subjects = [s for s in await tutors.list_subjects(session) if "/" not in s.path]
     return render(request, "site/landing.html", featured=featured, subjects_of=subjects_of,
@@ -172,11 +167,7 @@ async def robots(request: Request) -> PlainTextResponse:
 @router.get("/sitemap.xml", dependencies=[PUBLIC])
 async def sitemap(request: Request, session: ReadSessionDep) -> Response:
     base = request.app.state.settings.public_url.rstrip("/")
-    rows = await session.execute(
-        select(TutorProfile.id, TutorProfile.updated_at)
-        .where(TutorProfile.status == ProfileStatus.approved).order_by(TutorProfile.id)
-        .limit(50_000 - 2)
-    )
+    rows = await tutors.public_profile_dates(session, limit=50_000 - 2)
     urls = [f"<url><loc>{escape(base)}/</loc></url>",
             f"<url><loc>{escape(base)}/tutors</loc></url>"]
     for profile_id, updated in rows:

@@ -8,12 +8,13 @@ to draft; editing an approved one keeps it public.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from functools import cache
 
 import nh3
 from markdown_it import MarkdownIt
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -255,6 +256,39 @@ async def list_by_status(session: AsyncSession, status: ProfileStatus) -> Sequen
         select(TutorProfile).where(TutorProfile.status == status)
         .order_by(TutorProfile.submitted_at, TutorProfile.id).limit(200)
     )).all()
+
+
+async def count_by_status(session: AsyncSession, status: ProfileStatus) -> int:
+    return await session.scalar(
+        select(func.count()).select_from(TutorProfile).where(TutorProfile.status == status)) or 0
+
+
+async def profiles_by_ids(session: AsyncSession,
+                          ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, TutorProfile]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {p.id: p for p in await session.scalars(
+        select(TutorProfile).where(TutorProfile.id.in_(wanted)))}
+
+
+async def featured(session: AsyncSession, *, limit: int) -> Sequence[TutorProfile]:
+    """The best-rated approved tutors, for the landing page."""
+    return (await session.scalars(
+        select(TutorProfile).where(TutorProfile.status == ProfileStatus.approved)
+        .order_by(TutorProfile.rating_avg.desc(), TutorProfile.rating_count.desc(),
+                  TutorProfile.id).limit(limit)
+    )).all()
+
+
+async def public_profile_dates(session: AsyncSession, *,
+                               limit: int) -> Sequence[tuple[uuid.UUID, datetime | None]]:
+    """(id, last change) of each approved profile, for the sitemap."""
+    rows = await session.execute(
+        select(TutorProfile.id, TutorProfile.updated_at)
+        .where(TutorProfile.status == ProfileStatus.approved).order_by(TutorProfile.id)
+        .limit(limit))
+    return [(profile_id, updated) for profile_id, updated in rows]
 
 
 async def apply_rating(session: AsyncSession, tutor_id: uuid.UUID, *, add_stars: int,
