@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -154,7 +154,7 @@ class SeriesOut(BaseModel):
 
 
 class CancelIn(Strict):
-    reason: Text(500, multiline=True) | None = None
+    reason: Annotated[str, Text(500, multiline=True)] | None = None
     scope: Literal["this", "following"] = "this"
 
 
@@ -163,7 +163,7 @@ class RescheduleIn(Strict):
 
 
 class NotesIn(Strict):
-    notes: Text(20_000, multiline=True)
+    notes: Annotated[str, Text(20_000, multiline=True)]
 
 
 class FeedOut(BaseModel):

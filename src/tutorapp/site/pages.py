@@ -64,12 +64,12 @@ async def landing(request: Request, session: ReadSessionDep) -> Response:
 @router.get("/tutors", dependencies=[PUBLIC])
 async def directory(
     request: Request, session: ReadSessionDep,
-    q: Annotated[Text(200) | None, Query()] = None,
-    subject: Annotated[Text(400) | None, Query()] = None,
-    level: Annotated[Text(20) | None, Query()] = None,
-    language: Annotated[Text(16) | None, Query()] = None,
-    sort: Annotated[Text(16), Query()] = "relevance",
-    cursor: Annotated[Text(400) | None, Query()] = None,
+    q: Annotated[Annotated[str, Text(200)] | None, Query()] = None,
+    subject: Annotated[Annotated[str, Text(400)] | None, Query()] = None,
+    level: Annotated[Annotated[str, Text(20)] | None, Query()] = None,
+    language: Annotated[Annotated[str, Text(16)] | None, Query()] = None,
+    sort: Annotated[Annotated[str, Text(16)], Query()] = "relevance",
+    cursor: Annotated[Annotated[str, Text(400)] | None, Query()] = None,
 ) -> Response:
     settings = request.app.state.settings
     filters = {"q": q or "", "subject": subject or "", "level": level or "",
@@ -79,7 +79,7 @@ async def directory(
     try:
         query = search.Query(
             q=q or None, subject=subject or None,
-            level=Level(level) if level in Level.__members__ else None,
+            level=Level(level) if level and level in Level.__members__ else None,
             language=language or None,
             sort=sort if sort in search.SORTS else "relevance", limit=12, cursor=cursor or None,
         )
@@ -88,7 +88,7 @@ async def directory(
     except AppError as exc:
         error = exc.detail
     languages = await tutors.list_languages(session)
-    context = {"page": page, "filters": filters, "error": error,
+    context: dict[str, Any] = {"page": page, "filters": filters, "error": error,
                "language_names": {lang.code: lang.name for lang in languages}}
     if is_htmx(request):
         return render(request, "site/_results.html", **context)

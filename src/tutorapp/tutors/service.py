@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
+from typing import Literal, overload
 
 import nh3
 from markdown_it import MarkdownIt
@@ -174,8 +175,9 @@ async def save_profile(session: AsyncSession, user: User, data: schemas.ProfileI
             raise InvalidInput("languages", f"unknown language codes: {sorted(missing_codes)}")
     for row in await session.scalars(select(TutorSubject).where(TutorSubject.tutor_id == profile.id)):
         await session.delete(row)
-    for row in await session.scalars(select(TutorLanguage).where(TutorLanguage.tutor_id == profile.id)):
-        await session.delete(row)
+    for language_row in await session.scalars(
+            select(TutorLanguage).where(TutorLanguage.tutor_id == profile.id)):
+        await session.delete(language_row)
     await session.flush()
     for pair in {(s.subject_id, s.level) for s in data.subjects}:
         session.add(TutorSubject(tutor_id=profile.id, subject_id=pair[0], level=pair[1]))
@@ -344,10 +346,16 @@ async def languages_of(session: AsyncSession, tutor_ids: Sequence[uuid.UUID]) ->
     return out
 
 
+@overload
+async def present(session: AsyncSession, profile: TutorProfile, *,
+                  own: Literal[True]) -> schemas.OwnProfileOut: ...
+@overload
+async def present(session: AsyncSession, profile: TutorProfile, *,
+                  own: bool = False) -> schemas.ProfileOut: ...
 async def present(session: AsyncSession, profile: TutorProfile, *, own: bool = False) -> schemas.ProfileOut:
     subjects = (await subjects_of(session, [profile.id]))[profile.id]
     languages = (await languages_of(session, [profile.id]))[profile.id]
-    base = dict(
+    public = schemas.ProfileOut(
         id=profile.id, display_name=profile.display_name, headline=profile.headline,
         bio_html=profile.bio_html, subjects=subjects, languages=languages,
         time_zone=profile.time_zone, photo_ref=profile.photo_ref,
@@ -357,9 +365,9 @@ async def present(session: AsyncSession, profile: TutorProfile, *, own: bool = F
         free_cancellation_hours=profile.free_cancellation_hours,
     )
     if not own:
-        return schemas.ProfileOut(**base)
+        return public
     return schemas.OwnProfileOut(
-        **base, bio_markdown=profile.bio_markdown, meeting_link=profile.meeting_link,
+        **dict(public), bio_markdown=profile.bio_markdown, meeting_link=profile.meeting_link,
         status=profile.status, rejection_reason=profile.rejection_reason,
         submitted_at=profile.submitted_at, reviewed_at=profile.reviewed_at,
         buffer_minutes=profile.buffer_minutes, min_notice_minutes=profile.min_notice_minutes,
