@@ -88,7 +88,8 @@ async def signup_submit(request: Request, db: SessionDep, settings: SettingsDep,
                         email: Field, password: Field, display_name: Field,
                         role: Annotated[str, Form()] = "student",
                         time_zone: Annotated[str, Form()] = "UTC") -> Response:
-    values = {"email": email, "display_name": display_name, "role": role, "time_zone": time_zone}
+    values: dict[str, Any] = {"email": email, "display_name": display_name, "role": role,
+                              "time_zone": time_zone}
     try:
         data = parse_form(schemas.SignupIn, values | {"password": password}, labels=SIGNUP_LABELS)
         user = await service.sign_up(db, settings, email=data.email, password=data.password,

@@ -27,6 +27,7 @@ from tutorapp.accounts.models import (
 )
 from tutorapp.config import Settings
 from tutorapp.core import audit
+from tutorapp.core.db import rows_changed
 from tutorapp.core.errors import AppError, Conflict, InvalidInput, NotFound
 from tutorapp.core.security import hash_password_async, new_token, password_problem, token_hash
 from tutorapp.core.time import utcnow
@@ -193,7 +194,7 @@ async def consume_token(
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    if claimed.rowcount != 1:
+    if rows_changed(claimed) != 1:
         raise InvalidToken("This link or code is invalid, used or expired.")
     row.used_at = now
     return row

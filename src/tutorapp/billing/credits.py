@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -95,7 +95,7 @@ async def grant(session: AsyncSession, wallet: Wallet, *, source: LotSource, sou
     return lot
 
 
-def _usable(now: datetime):  # noqa: ANN202 - a SQL condition
+def _usable(now: datetime) -> tuple[ColumnElement[bool], ...]:
     spendable = select(Subscription.id).where(
         Subscription.status.in_(list(SPENDABLE)),
         # a cancelled subscription's grace ends at ends_at

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
@@ -148,7 +148,7 @@ def parse_bound(value: str, tz: ZoneInfo, field: str, *, end: bool) -> datetime:
     if parsed.tzinfo is None:
         raise InvalidInput(field, "a date-time needs an offset, e.g. +02:00 or Z", location="query")
     try:
-        return check_moment(parsed).astimezone(timeslots.UTC)
+        return check_moment(parsed).astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise InvalidInput(field, str(exc), location="query") from None
 

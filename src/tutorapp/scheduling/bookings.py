@@ -18,7 +18,8 @@ happens is retried once (`core.db.retrying`); a lock wait that runs out is a 503
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -130,7 +131,7 @@ async def book(session: AsyncSession, *, caller: User, tutor_id: uuid.UUID, star
     student = student or await resolve_student(session, caller, student_id)
     if student.id == profile.user_id:
         raise Forbidden("Tutors cannot book themselves.")
-    start = start.astimezone(timeslots.UTC)
+    start = start.astimezone(UTC)
     # A slot already taken is refused before queueing for the lock (most racers)...
     await check_slot(session, profile, start, length, settings=settings, now=now)
     # ...then decided again with this tutor's bookings decided one at a time.
@@ -222,7 +223,7 @@ async def held_in_series(session: AsyncSession, series_id: uuid.UUID,
 
 
 async def _transition(session: AsyncSession, booking: Booking, to: BookingStatus, *,
-                      actor_id: uuid.UUID | None, **data: object) -> Booking:
+                      actor_id: uuid.UUID | None, **data: Any) -> Booking:
     before = booking.status
     booking.status = to
     booking.sequence += 1
@@ -334,7 +335,7 @@ async def reschedule(session: AsyncSession, booking_id: uuid.UUID, actor: User, 
     the old, so the lesson is never without a time nor holding two."""
     booking = await get_for(session, booking_id, actor)
     profile = await session.get_one(TutorProfile, booking.tutor_id)
-    start = start.astimezone(timeslots.UTC)
+    start = start.astimezone(UTC)
     # As in `book`: refuse a taken slot before queueing for the lock, then decide under it.
     await check_slot(session, profile, start, booking.length, settings=settings, now=now,
                      exclude=booking.id)

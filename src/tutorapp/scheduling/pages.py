@@ -8,7 +8,7 @@ Pages call the services of scheduling, billing, reviews, tutors and accounts."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -345,7 +345,8 @@ async def calendar_page(request: Request, principal: CurrentPrincipal, session: 
     start = datetime.combine(start_day, datetime.min.time(), tz)
     rows = await describe(session, await bookings.list_for(
         session, principal.user, start=start, end=start + timedelta(days=7)))
-    days = [(start_day + timedelta(days=i), []) for i in range(7)]
+    days: list[tuple[date, list[dict[str, Any]]]] = [
+        (start_day + timedelta(days=i), []) for i in range(7)]
     for row in rows:
         if row["b"].status in (BookingStatus.cancelled, BookingStatus.expired):
             continue
@@ -436,12 +437,12 @@ async def availability_submit(request: Request, principal: TutorPrincipal,
             rules.append({"weekday": day, "start": start,
                           "end": "24:00" if end == "23:59" else end})
     for n in range(OVERRIDE_ROWS_MAX):
-        day = str(form.get(f"o{n}_date") or "").strip()
+        date_text = str(form.get(f"o{n}_date") or "").strip()
         start = str(form.get(f"o{n}_start") or "").strip()
         end = str(form.get(f"o{n}_end") or "").strip()
-        if not (day or start or end):
+        if not (date_text or start or end):
             continue
-        if not day:
+        if not date_text:
             problems.append(f"Date {n + 1}: give the date of these hours.")
             continue
         if bool(start) != bool(end):
@@ -449,7 +450,7 @@ async def availability_submit(request: Request, principal: TutorPrincipal,
                             "for a whole day off.")
             continue
         labels[f"overrides[{len(overrides)}]"] = f"Date {n + 1}"
-        item: dict[str, Any] = {"day": day, "kind": str(form.get(f"o{n}_kind") or "off")}
+        item: dict[str, Any] = {"day": date_text, "kind": str(form.get(f"o{n}_kind") or "off")}
         if start:
             item.update(start=start, end=end)
         overrides.append(item)
