@@ -335,7 +335,7 @@ async def _notice_new_device(db: AsyncSession, user: User, client: Client) -> No
     ))
     if not previous or not user.email:
         return
-    if any(ip == client.ip and agent == (client.user_agent or "")[:400] or None
+    if any((ip == client.ip and agent == (client.user_agent or "")[:400]) or None
            for ip, agent in previous):
         return
     from tutorapp.accounts.devices import describe_device

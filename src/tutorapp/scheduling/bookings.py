@@ -343,10 +343,9 @@ async def reschedule(session: AsyncSession, booking_id: uuid.UUID, actor: User, 
     booking = await get_for(session, booking_id, actor, lock=True)
     if booking.status not in OPEN_STATUSES:
         raise Conflict(f"A booking that is {booking.status} cannot be moved.")
-    if not _is_tutor(booking, actor) and actor.role != Role.admin:
-        if booking.status == BookingStatus.confirmed and not await cancellation_refunds(
-            session, booking, actor, now
-        ):
+    if (not _is_tutor(booking, actor) and actor.role != Role.admin
+            and booking.status == BookingStatus.confirmed
+            and not await cancellation_refunds(session, booking, actor, now)):
             raise Conflict("Too late to move this lesson: the free cancellation period is over.")
     await check_slot(session, profile, start, booking.length, settings=settings, now=now,
                      exclude=booking.id)

@@ -56,7 +56,7 @@ async def editor(request: Request, principal: TutorPrincipal, session: SessionDe
 
 def _values_from(form: Any) -> dict[str, Any]:
     subjects = {}
-    for key in form.keys():
+    for key in form:
         if key.startswith("subject_") and form.get(key):
             subjects[key.removeprefix("subject_")] = form.get(key)
     return {

@@ -131,7 +131,7 @@ async def process(session: AsyncSession, settings: Settings, event_id: uuid.UUID
         return await _dead(session, event, f"unprocessable: {exc}", now)
     except Deferred as exc:
         outcome, error = "deferred", f"deferred: {exc}"
-    except Exception as exc:  # noqa: BLE001 - any failure is one attempt, retried later
+    except Exception as exc:  # any failure is one attempt, retried later
         log.exception("webhook %s (%s %s) attempt %s failed", event.id, event.provider,
                       event.event_name, event.attempts)
         outcome, error = "failed", f"{type(exc).__name__}: {exc}"
