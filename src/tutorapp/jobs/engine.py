@@ -438,7 +438,7 @@ def start_worker(settings: Settings, *, executor_id: str | None = None) -> str:
                 on_conflict="always_update",
             )
         DBOS.apply_schedules([
-            # A cron function's workflow is `scheduled(scheduled_at, context)` (see `job`).
+            # A cron function's workflow is `scheduled(scheduled_at, context)` (see `function`).
             {"schedule_name": fn.name, "workflow_fn": fn.workflow,  # type: ignore[typeddict-item]
              "schedule": fn.cron,
              "queue_name": fn.name}

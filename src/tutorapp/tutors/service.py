@@ -349,9 +349,13 @@ async def languages_of(session: AsyncSession, tutor_ids: Sequence[uuid.UUID]) ->
 @overload
 async def present(session: AsyncSession, profile: TutorProfile, *,
                   own: Literal[True]) -> schemas.OwnProfileOut: ...
+
+
 @overload
 async def present(session: AsyncSession, profile: TutorProfile, *,
                   own: bool = False) -> schemas.ProfileOut: ...
+
+
 async def present(session: AsyncSession, profile: TutorProfile, *, own: bool = False) -> schemas.ProfileOut:
     subjects = (await subjects_of(session, [profile.id]))[profile.id]
     languages = (await languages_of(session, [profile.id]))[profile.id]
