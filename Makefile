@@ -28,9 +28,15 @@ run: install
 	$(BIN)/tutorapp seed --demo --if-empty
 	$(BIN)/tutorapp serve --host $(HOST) --port $(PORT)
 
-## test: the whole suite (SQLite, and PostgreSQL when TUTORAPP_TEST_POSTGRES_URL is set)
+## test: lint, then the whole suite (SQLite, and PostgreSQL when TUTORAPP_TEST_POSTGRES_URL is set)
 test: install-test browser
+	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## lint: ruff (rules in pyproject.toml) over src, tests and bench; mypy over src/
+lint: install-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 
 # Browser tests drive Debian's Chromium; install it when missing and we may.
 browser:
@@ -49,4 +55,4 @@ lock: $(BIN)/python
 	$(BIN)/pip freeze --exclude-editable | grep -v '^tutorapp' > requirements.lock
 
 clean:
-	rm -rf $(VENV) var test-results .pytest_cache
+	rm -rf $(VENV) var test-results .pytest_cache .ruff_cache .mypy_cache

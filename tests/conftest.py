@@ -134,7 +134,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def db(app: FastAPI):  # noqa: ANN201 - the Database of the app under test
+def db(app: FastAPI):  # the Database of the app under test
     return app.state.database
 
 
@@ -151,13 +151,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         _dialect_of[item.nodeid] = param or "no database"
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     counts: dict[str, Counter[str]] = {}
     for outcome in ("passed", "failed", "error", "skipped", "xfailed"):
         for report in terminalreporter.stats.get(outcome, []):
-            if getattr(report, "when", "call") != "call" and outcome != "error":
-                if not (outcome == "skipped" and report.when == "setup"):
-                    continue
+            if (getattr(report, "when", "call") != "call" and outcome != "error"
+                    and not (outcome == "skipped" and report.when == "setup")):
+                continue
             dialect = _dialect_of.get(report.nodeid, "no database")
             counts.setdefault(dialect, Counter())[outcome] += 1
     if not counts:
@@ -179,7 +179,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_report_header(config) -> str:  # noqa: ANN001
+def pytest_report_header(config) -> str:
     return f"tutorapp dialects: {', '.join(DIALECTS)}; redis: {'yes' if REDIS_URL else 'no'}"
 
 

@@ -91,7 +91,7 @@ def test_the_public_url_follows_the_served_host_and_port() -> None:
     named = settings(port=8811, public_url="https://tutors.example/")
     assert named.public_url == "https://tutors.example"
     assert named.public_origin == "https://tutors.example"
-    with pytest.raises(ValidationError, match="TUTORAPP_PUBLIC_URL|public_url"):
+    with pytest.raises(ValidationError, match=r"TUTORAPP_PUBLIC_URL|public_url"):
         settings(public_url="tutors.example")
 
 

@@ -33,7 +33,7 @@ async def main() -> None:
     captured: list[tuple[str, object]] = []
 
     @event.listens_for(db.primary.sync_engine, "before_cursor_execute")
-    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def capture(conn, cursor, statement, parameters, context, executemany):
         captured.append((statement, parameters))
 
     now = datetime.now(UTC)

@@ -50,7 +50,7 @@ LEVELS = ["primary", "secondary", "university", "adult"]
 CHUNK = 5000
 
 
-async def load(table, rows: list[dict], engine) -> None:  # noqa: ANN001
+async def load(table, rows: list[dict], engine) -> None:
     for i in range(0, len(rows), CHUNK):
         async with engine.begin() as connection:
             await connection.execute(insert(table), rows[i:i + CHUNK])
@@ -112,7 +112,7 @@ async def main() -> None:
         profile_id = uuid.uuid4()
         lengths = sorted(rng.sample([30, 45, 60, 90], k=rng.randint(1, 3)))
         if 60 not in lengths:
-            lengths = sorted(lengths + [60])
+            lengths = sorted([*lengths, 60])
         profiles.append({
             "id": profile_id, "user_id": user["id"], "display_name": user["display_name"],
             "headline": f"Tutor of {' and '.join(s['slug'] for s in taught)}",

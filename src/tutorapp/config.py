@@ -529,7 +529,8 @@ class Settings(BaseSettings):
         """Lemon Squeezy's signing secret; the sandbox signs with one derived from the
         secret key, so its webhooks are verified exactly like real ones."""
         if self.payments_provider == "lemonsqueezy":
-            assert self.lemonsqueezy_webhook_secret
+            if not self.lemonsqueezy_webhook_secret:  # the validator above requires it
+                raise ValueError("TUTORAPP_LEMONSQUEEZY_WEBHOOK_SECRET is not set")
             return self.lemonsqueezy_webhook_secret
         import hashlib
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pyotp
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import Role, User
 from tutorapp.core.db import Database
@@ -74,7 +75,7 @@ async def seed_demo(
     return DemoResult(created=True, accounts=list(DEMO_ACCOUNTS), admin_totp_secret=secret)
 
 
-async def _seed_marketplace(session, *, tutors: int, demo_tutor: User,  # noqa: ANN001
+async def _seed_marketplace(session: AsyncSession, *, tutors: int, demo_tutor: User,
                             advance: Callable[[int], None]) -> None:
     """The marketplace's own demo data (catalogue, tutors, availability, bookings)."""
     try:

@@ -80,9 +80,9 @@ def codes_of(route: APIRoute) -> set[str]:
     calls = _calls(dependant)
     access = [c for c in calls if hasattr(c, "authenticated") and hasattr(c, "roles")]
     codes = {"401", "503"}
-    if any(c.authenticated for c in access) or UNSAFE & route.methods:
+    unsafe = bool(UNSAFE & (route.methods or set()))
+    if any(c.authenticated for c in access) or unsafe:
         codes.add("403")
-    unsafe = bool(UNSAFE & route.methods)
     if dependant.path_params or dependant.body_params or any(c.authenticated for c in access):
         codes.add("404")  # the id in the path or body, or the caller's own record
     if unsafe:
@@ -128,7 +128,7 @@ def install(app: FastAPI, routers: Sequence[APIRouter]) -> None:
         for schema_name in ("HTTPValidationError", "ValidationError"):
             document["components"]["schemas"].pop(schema_name, None)
         routes = {(r.path_format, m.lower()): r for router in routers for r in router.routes
-                  if isinstance(r, APIRoute) and r.include_in_schema for m in r.methods}
+                  if isinstance(r, APIRoute) and r.include_in_schema for m in r.methods or ()}
         for path, operations in document.get("paths", {}).items():
             for method, operation in operations.items():
                 route = routes.get((path, method))

@@ -25,7 +25,7 @@ from tutorapp.core.db import Database
 SCALE = float(os.environ.get("TUTORAPP_TEST_TIMEOUT_SCALE", "1"))
 
 
-async def wait_until(condition, what: str, seconds: float = 10) -> None:  # noqa: ANN001
+async def wait_until(condition, what: str, seconds: float = 10) -> None:
     deadline = asyncio.get_running_loop().time() + seconds * SCALE
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
@@ -34,7 +34,7 @@ async def wait_until(condition, what: str, seconds: float = 10) -> None:  # noqa
 
 
 @pytest.fixture
-async def roomy_app(database_url: str):  # noqa: ANN201 - no rate limit gets in the way
+async def roomy_app(database_url: str):  # no rate limit gets in the way
     application = create_app(make_settings(database_url, login_attempts_per_ip=10_000))
     async with application.router.lifespan_context(application):
         try:
@@ -46,7 +46,7 @@ async def roomy_app(database_url: str):  # noqa: ANN201 - no rate limit gets in 
 
 
 @pytest.fixture
-async def roomy(roomy_app: FastAPI):  # noqa: ANN201
+async def roomy(roomy_app: FastAPI):
     transport = httpx.ASGITransport(app=roomy_app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
@@ -57,7 +57,7 @@ def signup(n: int, email: str | None = None) -> dict:
             "display_name": f"Racer {n}", "role": "student", "time_zone": "UTC"}
 
 
-async def test_sixty_concurrent_sign_ups_never_hit_a_locked_database(roomy) -> None:  # noqa: ANN001
+async def test_sixty_concurrent_sign_ups_never_hit_a_locked_database(roomy) -> None:
     """40 new addresses and 20 racing for one: 41 x 201 and 19 x 409, nothing else."""
     bodies = [signup(n) for n in range(40)] + [signup(100 + n, "same@example.com") for n in range(20)]
     responses = await asyncio.gather(*(roomy.post("/api/v1/auth/signup", json=b) for b in bodies))

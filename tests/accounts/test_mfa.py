@@ -31,7 +31,7 @@ async def enrol(client: httpx.AsyncClient, headers: dict) -> tuple[pyotp.TOTP, d
 async def test_enrolment_gives_uri_qr_recovery_codes_and_aal2(client: httpx.AsyncClient,
                                                               db: Database) -> None:
     account = await sign_in(client, await make_user(db, email="max@example.com"))
-    totp, result = await enrol(client, account.headers)
+    _, result = await enrol(client, account.headers)
     enrolment, activation = result["enrolment"], result["activation"]
     assert enrolment["otpauth_uri"].startswith("otpauth://totp/TutorApp:max%40example.com?secret=")
     assert "issuer=TutorApp" in enrolment["otpauth_uri"]

@@ -27,7 +27,7 @@ SIGNED = re.compile(r"^/webhooks/")
 def access_rule(route: APIRoute) -> Access | None:
     rules = []
 
-    def walk(dependant) -> None:  # noqa: ANN001
+    def walk(dependant) -> None:
         if isinstance(dependant.call, Access):
             rules.append(dependant.call)
         for sub in dependant.dependencies:

@@ -17,7 +17,7 @@ from tutorapp.core.db import Database
 
 
 async def test_admin_adjusts_credits_with_a_reason_and_reads_the_ledger(
-        client: httpx.AsyncClient, db: Database, settings, market: Market) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings, market: Market) -> None:
     parent = await sign_in(client, await make_user(db, role=Role.parent))
     for payload in (subscription_event("subscription_created", user_id=parent.user.id),
                     invoice_event("subscription_payment_success", user_id=parent.user.id)):
@@ -74,7 +74,7 @@ async def test_plans_are_public_and_an_unknown_plan_is_a_422(client: httpx.Async
                               json={"plan": "single"})).status_code == 403
 
 
-def use_lemonsqueezy(app) -> None:  # noqa: ANN001
+def use_lemonsqueezy(app) -> None:
     settings = app.state.settings
     settings.payments_provider = "lemonsqueezy"
     settings.lemonsqueezy_api_key = "test-api-key"
@@ -84,7 +84,7 @@ def use_lemonsqueezy(app) -> None:  # noqa: ANN001
 
 @respx.mock
 async def test_checkout_and_webhooks_with_lemonsqueezy(app, client: httpx.AsyncClient,
-                                                       db: Database) -> None:  # noqa: ANN001
+                                                       db: Database) -> None:
     use_lemonsqueezy(app)
     respx.route(host="testserver").pass_through()
     route = respx.post("https://api.lemonsqueezy.com/v1/checkouts").mock(
@@ -120,7 +120,7 @@ async def test_checkout_and_webhooks_with_lemonsqueezy(app, client: httpx.AsyncC
 
 @respx.mock
 async def test_a_provider_outage_is_a_503_and_a_refusal_a_409(app, client: httpx.AsyncClient,
-                                                              db: Database) -> None:  # noqa: ANN001
+                                                              db: Database) -> None:
     use_lemonsqueezy(app)
     respx.route(host="testserver").pass_through()
     respx.post("https://api.lemonsqueezy.com/v1/checkouts").mock(

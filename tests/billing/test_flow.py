@@ -26,11 +26,11 @@ NOW = datetime(2026, 6, 1, 7, tzinfo=UTC)  # Monday 08:00 in London
 LESSON = "2026-06-02T10:00:00+01:00"  # 09:00-10:00 UTC
 
 
-def pin(app, when: datetime) -> None:  # noqa: ANN001
+def pin(app, when: datetime) -> None:
     app.state.clock = lambda: when
 
 
-async def family(app, client: httpx.AsyncClient, db: Database):  # noqa: ANN001, ANN202
+async def family(app, client: httpx.AsyncClient, db: Database):
     app.state.settings.booking_payment_required = True
     parent = await sign_in(client, await make_user(db, role=Role.parent, email="pat@example.com",
                                                    display_name="Pat Parent"))
@@ -38,7 +38,7 @@ async def family(app, client: httpx.AsyncClient, db: Database):  # noqa: ANN001,
     return parent, child
 
 
-async def subscribe_in_sandbox(client: httpx.AsyncClient, db: Database, parent) -> str:  # noqa: ANN001
+async def subscribe_in_sandbox(client: httpx.AsyncClient, db: Database, parent) -> str:
     response = await client.post("/api/v1/billing/checkout", json={"plan": "monthly_4"},
                                  headers=parent.headers)
     assert response.status_code == 201, response.text
@@ -68,7 +68,7 @@ async def subscribe_in_sandbox(client: httpx.AsyncClient, db: Database, parent) 
     return checkout["id"]
 
 
-async def book_and_pay(app, client, parent, child, tutor_id) -> str:  # noqa: ANN001
+async def book_and_pay(app, client, parent, child, tutor_id) -> str:
     pin(app, NOW)
     booked = await client.post("/api/v1/bookings", headers=parent.headers, json={
         "tutor_id": tutor_id, "start": LESSON, "length": 60, "student_id": str(child.user.id)})
@@ -94,7 +94,7 @@ async def all_balances(db: Database) -> dict:
 
 async def test_subscribe_book_complete_earn_and_pay_out(app, client: httpx.AsyncClient,
                                                          db: Database, market: Market,
-                                                         tmp_path, database_url: str) -> None:  # noqa: ANN001
+                                                         tmp_path, database_url: str) -> None:
     parent, child = await family(app, client, db)
     await subscribe_in_sandbox(client, db, parent)
     wallet = (await client.get("/api/v1/billing/wallet", headers=parent.headers)).json()
@@ -188,7 +188,7 @@ async def test_a_tutor_cancellation_returns_the_credit(app, client: httpx.AsyncC
 
 
 async def test_a_disputed_lesson_waits_for_an_admin_who_refunds_the_credit(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     parent, child = await family(app, client, db)
     await subscribe_in_sandbox(client, db, parent)
     pin(app, NOW)
@@ -226,7 +226,7 @@ async def test_a_disputed_lesson_waits_for_an_admin_who_refunds_the_credit(
 
 
 async def test_an_undisputed_earning_becomes_payable_after_48_hours(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     from tutorapp.billing import earnings
 
     parent, child = await family(app, client, db)
@@ -250,13 +250,13 @@ async def test_an_undisputed_earning_becomes_payable_after_48_hours(
 
 
 async def test_without_credits_a_held_booking_is_paid_by_a_single_lesson_checkout(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     parent, child = await family(app, client, db)
     # The webhook is processed at the real time: book relative to it.
     now = utcnow().replace(second=0, microsecond=0)
     pin(app, now)
     lesson = (now + timedelta(days=7)).replace(hour=12, minute=0).isoformat()
-    tutor, tutor_id = await approved_tutor(app, client, market, rules=EVERY_DAY)
+    _, tutor_id = await approved_tutor(app, client, market, rules=EVERY_DAY)
     booked = await client.post("/api/v1/bookings", headers=parent.headers, json={
         "tutor_id": tutor_id, "start": lesson, "length": 60, "student_id": str(child.user.id)})
     assert booked.status_code == 201, booked.text
@@ -281,7 +281,7 @@ async def test_without_credits_a_held_booking_is_paid_by_a_single_lesson_checkou
 
 
 async def test_a_purchase_arriving_after_the_hold_ended_keeps_its_credit(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     from tutorapp.scheduling import bookings as scheduling
 
     parent, child = await family(app, client, db)
@@ -368,7 +368,7 @@ async def test_sandbox_portal_renewal_failure_and_recovery(app, client: httpx.As
 
 
 async def test_the_settle_job_pays_a_held_booking_from_the_wallet_by_itself(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     parent, child = await family(app, client, db)
     await subscribe_in_sandbox(client, db, parent)
     pin(app, NOW)
@@ -387,7 +387,7 @@ async def test_the_settle_job_pays_a_held_booking_from_the_wallet_by_itself(
 
 
 async def test_the_sweep_settles_what_a_lost_event_left_behind(
-        app, client: httpx.AsyncClient, db: Database, market: Market, monkeypatch) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market, monkeypatch) -> None:
     """A tutor cancels, but the settling job never ran: the minute sweep returns the
     credit; it also releases due earnings and expires credits past their date."""
     from tutorapp.jobs.engine import runtime

@@ -30,19 +30,19 @@ from tutorapp.integrations.payments.sandbox import SandboxProvider
 from tutorapp.webhooks.models import InboxEvent
 
 
-def real_now(app) -> datetime:  # noqa: ANN001
+def real_now(app) -> datetime:
     """Webhooks are applied at the real time: the app's clock follows it."""
     now = utcnow().replace(second=0, microsecond=0)
     pin(app, now)
     return now
 
 
-async def statuses(client: httpx.AsyncClient, who, ids: list[str]) -> list[str]:  # noqa: ANN001
+async def statuses(client: httpx.AsyncClient, who, ids: list[str]) -> list[str]:
     return [(await client.get(f"/api/v1/bookings/{i}", headers=who.headers)).json()["status"]
             for i in ids]
 
 
-async def buy_in_sandbox(client: httpx.AsyncClient, who, plan: str, booking_id: str) -> str:  # noqa: ANN001
+async def buy_in_sandbox(client: httpx.AsyncClient, who, plan: str, booking_id: str) -> str:
     started = await client.post("/api/v1/billing/checkout", headers=who.headers,
                                 json={"plan": plan, "booking_id": booking_id})
     assert started.status_code == 201, started.text
@@ -52,7 +52,7 @@ async def buy_in_sandbox(client: httpx.AsyncClient, who, plan: str, booking_id: 
 
 
 async def test_a_parent_buying_a_subscription_for_a_held_lesson_confirms_it(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     parent, child = await family(app, client, db)
     now = real_now(app)
     _, tutor_id = await approved_tutor(app, client, market, rules=EVERY_DAY)
@@ -72,7 +72,7 @@ async def test_a_parent_buying_a_subscription_for_a_held_lesson_confirms_it(
 
 
 async def test_a_student_buying_a_package_for_a_weekly_series_confirms_every_lesson(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     app.state.settings.booking_payment_required = True
     student = await sign_in(client, await make_user(db, role=Role.student, email="sam@example.com"))
     now = real_now(app)
@@ -94,7 +94,7 @@ async def test_a_student_buying_a_package_for_a_weekly_series_confirms_every_les
 
 
 async def test_credits_short_of_the_series_pay_the_soonest_lessons(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     app.state.settings.booking_payment_required = True
     student = await sign_in(client, await make_user(db, role=Role.student))
     now = real_now(app)
@@ -110,7 +110,7 @@ async def test_credits_short_of_the_series_pay_the_soonest_lessons(
 
 @respx.mock
 async def test_a_checkout_carries_the_held_bookings_and_expires_with_the_hold(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     parent, child = await family(app, client, db)
     now = real_now(app)
     _, tutor_id = await approved_tutor(app, client, market, rules=EVERY_DAY)
@@ -133,7 +133,7 @@ async def test_a_checkout_carries_the_held_bookings_and_expires_with_the_hold(
 
 
 async def test_the_sandbox_refuses_to_pay_an_expired_checkout(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     parent, child = await family(app, client, db)
     now = real_now(app) - timedelta(hours=1)  # the hold ended an hour ago, really
     pin(app, now)
@@ -152,7 +152,7 @@ async def test_the_sandbox_refuses_to_pay_an_expired_checkout(
 
 
 async def test_x_event_name_must_match_the_body(client: httpx.AsyncClient, db: Database,
-                                                settings) -> None:  # noqa: ANN001
+                                                settings) -> None:
     from tests.billing.conftest import signed
 
     parent = await make_user(db, role=Role.parent)
@@ -175,7 +175,7 @@ async def test_x_event_name_must_match_the_body(client: httpx.AsyncClient, db: D
 
 
 async def test_after_checkout_the_pay_page_offers_no_second_payment_and_follows_the_state(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     app.state.settings.booking_payment_required = True
     student = await make_user(db, role=Role.student)
     now = real_now(app)
@@ -188,7 +188,7 @@ async def test_after_checkout_the_pay_page_offers_no_second_payment_and_follows_
     await browser_login(client, student.email)
     before = await client.get(f"/app/bookings/{booking_id}", headers=HTML)
     plans = len(app.state.settings.billing_plans)
-    assert before.text.count('action="/app/bookings/%s/checkout"' % booking_id) == plans
+    assert before.text.count(f'action="/app/bookings/{booking_id}/checkout"') == plans
     # Back from the provider's checkout (?paid=1), the webhook not yet applied:
     back = await client.get(f"/app/bookings/{booking_id}?paid=1", headers=HTML)
     assert "Payment received; confirming your lesson" in back.text
@@ -213,7 +213,7 @@ async def test_after_checkout_the_pay_page_offers_no_second_payment_and_follows_
 
 
 async def test_paying_with_a_credit_after_the_job_paid_it_is_no_error(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     from tests.billing.test_flow import subscribe_in_sandbox
 
     parent, child = await family(app, client, db)
@@ -247,8 +247,8 @@ async def test_paying_with_a_credit_after_the_job_paid_it_is_no_error(
 
 
 async def test_reconciliation_applies_the_payment_whose_webhooks_were_lost(
-        app, client: httpx.AsyncClient, db: Database, market: Market, monkeypatch) -> None:  # noqa: ANN001
-    async def lost(self, outgoing) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market, monkeypatch) -> None:
+    async def lost(self, outgoing) -> None:
         outgoing.clear()
 
     monkeypatch.setattr(SandboxProvider, "_post_all", lost)
@@ -273,12 +273,12 @@ async def test_reconciliation_applies_the_payment_whose_webhooks_were_lost(
 
 
 async def test_reconciliation_recovers_a_lost_first_invoice_and_pays_the_held_lesson(
-        app, client: httpx.AsyncClient, db: Database, market: Market, monkeypatch) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market, monkeypatch) -> None:
     """Only the invoice is lost: the order already marked the checkout paid, and the
     invoice still pays the lesson the subscription was bought for."""
     original = SandboxProvider._post_all
 
-    async def without_invoices(self, outgoing) -> None:  # noqa: ANN001
+    async def without_invoices(self, outgoing) -> None:
         outgoing[:] = [w for w in outgoing if w.event_name != "subscription_payment_success"]
         await original(self, outgoing)
 
@@ -301,7 +301,7 @@ async def test_reconciliation_recovers_a_lost_first_invoice_and_pays_the_held_le
 
 
 async def test_a_webhook_arriving_after_reconciliation_is_a_duplicate(
-        app, client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, settings) -> None:
     """The reconciled event has the real delivery's dedupe key."""
     parent = await make_user(db, role=Role.parent, email="pat@example.com")
     payload = order_event("order_created", user_id=parent.user.id)
@@ -342,11 +342,11 @@ async def no_transaction_open(db: Database, database_url: str) -> None:
 
 @respx.mock
 async def test_vendor_calls_run_with_no_transaction_open(
-        app, client: httpx.AsyncClient, db: Database, database_url: str, monkeypatch) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, database_url: str, monkeypatch) -> None:
     checked: list[str] = []
     original = LemonSqueezyProvider._call
 
-    async def spying(self, method, path, body=None, **kwargs):  # noqa: ANN001, ANN202
+    async def spying(self, method, path, body=None, **kwargs):
         await no_transaction_open(db, database_url)
         checked.append(f"{method} {path}")
         return await original(self, method, path, body, **kwargs)
@@ -385,11 +385,11 @@ async def test_vendor_calls_run_with_no_transaction_open(
 
 
 @pytest.fixture(autouse=True)
-def _no_enqueue(monkeypatch) -> None:  # noqa: ANN001
+def _no_enqueue(monkeypatch) -> None:
     """No job worker runs here: the tests apply the inbox themselves."""
     from tutorapp.jobs import engine
 
-    async def nothing(*args, **kwargs) -> str:  # noqa: ANN002, ANN003
+    async def nothing(*args, **kwargs) -> str:
         return "not started"
 
     monkeypatch.setattr(engine, "enqueue", nothing)

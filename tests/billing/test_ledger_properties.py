@@ -30,7 +30,7 @@ def test_commission_rounds_half_up_and_tutor_gets_the_rest() -> None:
     assert ledger.commission_of(1, 1_500) == 0
     assert ledger.commission_of(0, 1_500) == 0
     assert ledger.commission_of(9_999, 10_000) == 9_999
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="gross must not be negative"):
         ledger.commission_of(-1, 1_500)
 
 

@@ -59,7 +59,7 @@ def test_plans_must_be_priced_in_the_billing_currency(database_url: str) -> None
 
 async def test_a_lesson_costs_one_credit_and_earns_its_value_in_the_billing_currency(
         app, client: httpx.AsyncClient, db: Database, market: Market, tmp_path,
-        database_url: str) -> None:  # noqa: ANN001
+        database_url: str) -> None:
     parent = await sign_in(client, await make_user(db, role=Role.parent,
                                                    email="pat@example.com"))
     child = await make_user(db, role=Role.student, email="", parent=parent.user)
@@ -123,7 +123,7 @@ async def test_a_lesson_costs_one_credit_and_earns_its_value_in_the_billing_curr
 
 
 async def test_a_credit_an_admin_gave_earns_the_list_price_of_a_credit(
-        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:  # noqa: ANN001
+        app, client: httpx.AsyncClient, db: Database, market: Market) -> None:
     student = await sign_in(client, await make_user(db, role=Role.student))
     given = await client.post(f"/api/v1/admin/billing/users/{student.user.id}/credits",
                               headers=market.admin.headers,

@@ -31,12 +31,12 @@ from tutorapp.core.db import Database
 from tutorapp.webhooks.models import InboxEvent as WebhookEvent
 
 
-async def count(db: Database, model) -> int:  # noqa: ANN001
+async def count(db: Database, model) -> int:
     async with db.session() as session:
         return await session.scalar(select(func.count()).select_from(model))
 
 
-async def wallet_of(db: Database, owner_id) -> Wallet:  # noqa: ANN001
+async def wallet_of(db: Database, owner_id) -> Wallet:
     async with db.session() as session:
         return await session.scalar(select(Wallet).where(Wallet.owner_id == owner_id))
 
@@ -52,7 +52,7 @@ async def balances(db: Database) -> dict:
 
 
 async def test_a_bad_or_missing_signature_is_refused_and_nothing_is_stored(
-        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings) -> None:
     parent = await make_user(db, role=Role.parent)
     payload = order_event("order_created", user_id=parent.user.id)
     body, headers = signed(settings, payload, secret="not-the-secret")
@@ -70,7 +70,7 @@ async def test_a_bad_or_missing_signature_is_refused_and_nothing_is_stored(
 
 
 async def test_signed_but_malformed_bodies_get_400(client: httpx.AsyncClient, db: Database,
-                                                  settings) -> None:  # noqa: ANN001
+                                                  settings) -> None:
     from tutorapp.integrations.payments.base import signature
 
     for body in (b"not json", b'{"meta": {}}', b'{"meta": {"event_name": 1}, "data": {}}'):
@@ -81,7 +81,7 @@ async def test_signed_but_malformed_bodies_get_400(client: httpx.AsyncClient, db
 
 
 async def test_a_package_order_grants_credits_books_the_payment_and_sends_a_receipt(
-        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings) -> None:
     parent = await make_user(db, role=Role.parent, email="pat@example.com")
     response = await deliver(client, settings,
                              order_event("order_created", user_id=parent.user.id, tax=4_000))
@@ -111,14 +111,14 @@ async def test_a_package_order_grants_credits_books_the_payment_and_sends_a_rece
         ("pack_10", {"amount_minor": 24_000, "currency": "EUR"}, "paid")]
 
 
-async def _signed_in(client, account):  # noqa: ANN001, ANN202
+async def _signed_in(client, account):
     from tests.factories import sign_in
 
     return await sign_in(client, account)
 
 
 async def test_a_duplicate_delivery_changes_nothing(client: httpx.AsyncClient, db: Database,
-                                                   settings) -> None:  # noqa: ANN001
+                                                   settings) -> None:
     parent = await make_user(db, role=Role.parent)
     sub = subscription_event("subscription_created", user_id=parent.user.id)
     invoice = invoice_event("subscription_payment_success", user_id=parent.user.id)
@@ -139,7 +139,7 @@ async def test_a_duplicate_delivery_changes_nothing(client: httpx.AsyncClient, d
 
 
 async def test_out_of_order_deliveries_never_move_a_subscription_backwards(
-        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings) -> None:
     parent = await make_user(db, role=Role.parent)
     created = subscription_event("subscription_created", user_id=parent.user.id, updated_at=T0)
     cancelled = subscription_event(
@@ -160,7 +160,7 @@ async def test_out_of_order_deliveries_never_move_a_subscription_backwards(
 
 
 async def test_an_invoice_before_its_subscription_waits_for_it(
-        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings) -> None:
     parent = await make_user(db, role=Role.parent)
     invoice = (await deliver(client, settings, invoice_event(
         "subscription_payment_success", user_id=parent.user.id))).json()["id"]
@@ -176,7 +176,7 @@ async def test_an_invoice_before_its_subscription_waits_for_it(
 
 
 async def test_a_refund_is_a_reversing_entry_and_takes_back_unused_credits(
-        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings) -> None:
     parent = await make_user(db, role=Role.parent)
     await deliver(client, settings, order_event("order_created", user_id=parent.user.id))
     await process_pending(db)
@@ -208,7 +208,7 @@ async def test_a_refund_is_a_reversing_entry_and_takes_back_unused_credits(
 
 
 async def test_past_due_then_recovered_grants_the_period_once(
-        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings) -> None:
     parent = await make_user(db, role=Role.parent)
     uid = parent.user.id
     month = timedelta(days=30)
@@ -258,7 +258,7 @@ async def test_past_due_then_recovered_grants_the_period_once(
 
 
 async def test_expiry_turns_unused_subscription_credits_into_breakage(
-        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings) -> None:
     parent = await make_user(db, role=Role.parent)
     uid = parent.user.id
     for payload in (subscription_event("subscription_created", user_id=uid),
@@ -274,7 +274,7 @@ async def test_expiry_turns_unused_subscription_credits_into_breakage(
 
 
 async def test_unknown_events_and_variants_are_stored_and_ignored(
-        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings) -> None:
     parent = await make_user(db, role=Role.parent)
     license_key = {"meta": {"event_name": "license_key_created"},
                    "data": {"type": "license-keys", "id": "1", "attributes": {"status": "active"}}}
@@ -287,7 +287,7 @@ async def test_unknown_events_and_variants_are_stored_and_ignored(
 
 
 async def test_what_each_subscription_state_allows(client: httpx.AsyncClient, db: Database,
-                                                   settings) -> None:  # noqa: ANN001
+                                                   settings) -> None:
     from tutorapp.billing import credits
 
     parent = await make_user(db, role=Role.parent)
@@ -314,7 +314,7 @@ async def test_what_each_subscription_state_allows(client: httpx.AsyncClient, db
 
 
 async def test_an_unreadable_payload_is_kept_with_the_reason_and_changes_nothing(
-        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings) -> None:
     parent = await make_user(db, role=Role.parent)
     broken = subscription_event("subscription_created", user_id=parent.user.id,
                                 status="on_fire")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from typing import Annotated
 
 import httpx
 import pytest
@@ -207,7 +208,8 @@ async def test_a_signed_webhook_with_nul_and_overlong_fields_is_stored(
 def test_the_shared_text_type_and_choices() -> None:
     from pydantic import TypeAdapter, ValidationError
 
-    line, notes = TypeAdapter(Text(10, min_length=1)), TypeAdapter(Text(50, multiline=True))
+    line = TypeAdapter(Annotated[str, Text(10, min_length=1)])
+    notes = TypeAdapter(Annotated[str, Text(50, multiline=True)])
     assert line.validate_python("  Ada  ") == "Ada"
     for bad in ["", "   ", "a\u0000", "a\tb", "x" * 11, "\u007f"]:
         with pytest.raises(ValidationError):

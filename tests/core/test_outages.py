@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -28,7 +29,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import make_settings
 from tests.scheduling.conftest import make_market, sign_in
-from tests.scheduling.test_bookings import EVERY_DAY, book, tutor
+from tests.scheduling.test_bookings import book, tutor
 from tutorapp.accounts.models import Role
 from tutorapp.app import create_app
 from tutorapp.core import migrate
@@ -130,7 +131,7 @@ async def test_sqlite_disk_full_is_a_503_and_readiness_names_the_disk(
 
     # SQLite reports SQLITE_FULL ("database or disk is full") when the file cannot
     # grow; a page limit at the current size makes every growing write hit it.
-    def cap(dbapi_connection, _record) -> None:  # noqa: ANN001
+    def cap(dbapi_connection, _record) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA max_page_count={pages}")
         cursor.close()
@@ -235,10 +236,8 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgr
         migrate.upgrade(make_settings(server.url))
         yield server
     finally:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             server.stop()
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(server.data.parent, ignore_errors=True)
 
 

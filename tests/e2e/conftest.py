@@ -51,7 +51,7 @@ class Server:
     shared: dict = field(default_factory=dict)  # state handed from one journey to the next
 
 
-def _off_loop(function, *args):  # noqa: ANN001, ANN202
+def _off_loop(function, *args):
     """Run in a fresh thread: Playwright's sync API keeps an event loop running in
     this one, and migrations and seeding use asyncio.run."""
     from concurrent.futures import ThreadPoolExecutor
@@ -182,11 +182,11 @@ def browser() -> Iterator[object]:
 class Pages:
     """Opens contexts (desktop or phone) and checks each page it visits."""
 
-    def __init__(self, browser, server: Server) -> None:  # noqa: ANN001
+    def __init__(self, browser, server: Server) -> None:
         self.browser, self.server = browser, server
         self.contexts: list = []
 
-    def open(self, *, phone: bool = False):  # noqa: ANN201
+    def open(self, *, phone: bool = False):
         options = dict(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2) \
             if phone else dict(viewport=DESKTOP)
         context = self.browser.new_context(base_url=self.server.url, **options)
@@ -205,13 +205,13 @@ class Pages:
 
 
 @pytest.fixture
-def pages(browser, server: Server) -> Iterator[Pages]:  # noqa: ANN001
+def pages(browser, server: Server) -> Iterator[Pages]:
     opened = Pages(browser, server)
     yield opened
     opened.close()
 
 
-def check_page(page, name: str, *, axe: bool = True) -> None:  # noqa: ANN001
+def check_page(page, name: str, *, axe: bool = True) -> None:
     """Screenshot, accessibility and console checks of the page as it is now."""
     page.wait_for_load_state("load")
     width = page.viewport_size["width"]

@@ -23,7 +23,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}@e2e.example"
 
 
-def sign_up(page, *, name: str, email: str, role: str) -> None:  # noqa: ANN001
+def sign_up(page, *, name: str, email: str, role: str) -> None:
     page.goto(f"/app/signup?role={role}")
     page.get_by_label("Your name").fill(name)
     page.get_by_label("Email").fill(email)
@@ -33,7 +33,7 @@ def sign_up(page, *, name: str, email: str, role: str) -> None:  # noqa: ANN001
     page.wait_for_url(re.compile(r"/app\?welcome=1$"))
 
 
-def sign_in(page, email: str, *, totp=None) -> None:  # noqa: ANN001
+def sign_in(page, email: str, *, totp=None) -> None:
     page.goto("/app/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
@@ -46,7 +46,7 @@ def sign_in(page, email: str, *, totp=None) -> None:  # noqa: ANN001
     page.wait_for_url(re.compile(r"/app$|/app\?"))
 
 
-def pay_in_sandbox(page, plan: str = "Single lesson") -> None:  # noqa: ANN001
+def pay_in_sandbox(page, plan: str = "Single lesson") -> None:
     """From a held booking's page: buy a plan, pay on the sandbox page, come back, and
     wait, without reloading, until the page shows the webhook job confirmed the booking
     (while it confirms, the page polls and offers no second payment)."""

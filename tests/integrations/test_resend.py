@@ -83,7 +83,7 @@ async def test_a_concurrent_request_with_the_same_key_is_retryable(
         await resend.send(email())
 
 
-@pytest.mark.parametrize("headers, expected", [
+@pytest.mark.parametrize(("headers", "expected"), [
     ({"retry-after": "1", "ratelimit-reset": "3"}, 1.0),
     ({"ratelimit-reset": "2"}, 2.0),
     ({}, None),
@@ -108,7 +108,7 @@ async def test_a_rate_limit_is_retryable_after_the_advertised_wait(
     assert await resend.send(email())  # the next attempt goes through
 
 
-@pytest.mark.parametrize("status, name", [
+@pytest.mark.parametrize(("status", "name"), [
     (400, "invalid_idempotency_key"), (401, "missing_api_key"), (403, "invalid_from_address"),
     (422, "validation_error"),
 ])
@@ -141,7 +141,7 @@ async def test_batch_sends_many_in_one_request(fake: FakeResend, resend: ResendP
     assert ids == [sent["id"] for sent in fake.sent]
     assert await resend.send_batch([email(1), email(2), email(3)]) == ids  # replayed
     assert len(fake.sent) == 3
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at most 100 emails per batch"):
         await resend.send_batch([email(1)] * 101)
 
 

@@ -54,19 +54,19 @@ class Inbox:
         self.messages: list[tuple[str, list[str], Message]] = []
         self.reject = reject
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.reject and address == self.reject:
             return "550 5.1.1 No such user"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
                               message_from_bytes(envelope.content)))
         return "250 Message accepted"
 
 
-def authenticate(server, session, envelope, mechanism, auth_data):  # noqa: ANN001, ANN201
+def authenticate(server, session, envelope, mechanism, auth_data):
     ok = isinstance(auth_data, LoginPassword) and (
         auth_data.login.decode(), auth_data.password.decode()) == (USER, PASSWORD)
     return AuthResult(success=ok, handled=False)  # False: aiosmtpd answers 535
@@ -114,7 +114,7 @@ def provider(port: int, cert: Path, **overrides: object) -> SMTPProvider:
     return SMTPProvider(make_settings("sqlite:///unused.db", **(values | overrides)))
 
 
-async def test_a_message_goes_out_over_starttls_with_login(smtp_server) -> None:  # noqa: ANN001
+async def test_a_message_goes_out_over_starttls_with_login(smtp_server) -> None:
     inbox, port, cert = smtp_server
     message_id = await provider(port, cert).send(email())
     assert len(inbox.messages) == 1
@@ -129,14 +129,14 @@ async def test_a_message_goes_out_over_starttls_with_login(smtp_server) -> None:
     assert parts["text/calendar"].get_filename() == "lesson.ics"
 
 
-async def test_a_refused_recipient_is_a_permanent_failure(smtp_server) -> None:  # noqa: ANN001
+async def test_a_refused_recipient_is_a_permanent_failure(smtp_server) -> None:
     inbox, port, cert = smtp_server
     with pytest.raises(EmailRejected, match="550"):
         await provider(port, cert).send(email(to="nobody@example.org"))
     assert inbox.messages == []
 
 
-async def test_wrong_credentials_and_an_unreachable_server_are_retryable(smtp_server) -> None:  # noqa: ANN001
+async def test_wrong_credentials_and_an_unreachable_server_are_retryable(smtp_server) -> None:
     inbox, port, cert = smtp_server
     with pytest.raises(EmailDeliveryError):
         await provider(port, cert, smtp_password="wrong").send(email())
@@ -145,14 +145,14 @@ async def test_wrong_credentials_and_an_unreachable_server_are_retryable(smtp_se
     assert inbox.messages == []
 
 
-async def test_an_untrusted_certificate_is_refused(smtp_server) -> None:  # noqa: ANN001
+async def test_an_untrusted_certificate_is_refused(smtp_server) -> None:
     inbox, port, _ = smtp_server
     with pytest.raises(EmailDeliveryError):
         await provider(port, Path("/nonexistent"), smtp_ca_file=None).send(email())
     assert inbox.messages == []
 
 
-async def test_a_resent_message_keeps_its_message_id(smtp_server) -> None:  # noqa: ANN001
+async def test_a_resent_message_keeps_its_message_id(smtp_server) -> None:
     """A send repeated after a crash carries the same Message-ID, derived from the outbox
     message's id, so receivers can drop the duplicate."""
     inbox, port, cert = smtp_server

@@ -106,7 +106,7 @@ async def test_the_cli_lists_shows_and_retries_runs(
     monkeypatch.setenv("TUTORAPP_DATABASE_URL", database_url)
     monkeypatch.setenv("TUTORAPP_PROFILE", "test")
 
-    def invoke(*args: str):  # noqa: ANN202
+    def invoke(*args: str):
         return CliRunner().invoke(cli, ["jobs", *args], env={"COLUMNS": "300"})
 
     listing = await asyncio.to_thread(invoke, "list", "--function", "test.flaky")

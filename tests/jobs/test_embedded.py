@@ -44,7 +44,7 @@ async def test_serve_runs_the_jobs_in_process(app: FastAPI, database_url: str) -
     assert not engine.runtime.launched
 
 
-def test_one_process_per_sqlite_file_runs_the_jobs(tmp_path) -> None:  # noqa: ANN001
+def test_one_process_per_sqlite_file_runs_the_jobs(tmp_path) -> None:
     settings = make_settings(f"sqlite:///{tmp_path / 'app.db'}")
     assert worker._take_sqlite_lock(settings) is True
     try:
@@ -52,7 +52,7 @@ def test_one_process_per_sqlite_file_runs_the_jobs(tmp_path) -> None:  # noqa: A
         import fcntl
 
         other = open(f"{tmp_path / 'app-jobs.db'}.lock", "a")  # noqa: SIM115
-        with pytest.raises(OSError):
+        with pytest.raises(BlockingIOError):
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         other.close()
     finally:
@@ -97,7 +97,7 @@ def test_capabilities_name_the_email_provider_and_jobs_engine(database_url: str)
                             else "dbos (postgresql)")
 
 
-@pytest.mark.parametrize("provider, extra, problem", [
+@pytest.mark.parametrize(("provider", "extra", "problem"), [
     ("smtp", {}, "TUTORAPP_SMTP_HOST"),
     ("resend", {}, "TUTORAPP_RESEND_API_KEY"),
 ])

@@ -90,7 +90,7 @@ async def test_an_event_starts_each_listening_function_once(
 async def test_an_event_is_not_dispatched_when_the_transaction_rolls_back(
     running: Worker, db: Database
 ) -> None:
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError):  # noqa: PT012 - the failure must come from inside the unit of work
         async with db.unit_of_work() as session:
             await emit(session, "test.user_signed_up", {"user": "bob"}, event_id="evt-rb")
             raise RuntimeError("the request failed")
@@ -133,7 +133,7 @@ async def test_a_failing_step_is_retried_with_backoff_then_succeeds(running: Wor
 
 async def test_a_function_that_exhausts_its_retries_is_failed_and_kept(running: Worker) -> None:
     wid = await enqueue("test.flaky", "k-dead", 99, key="dead")
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="has exceeded its maximum of 3 retries"):
         await running.result(wid)
     assert attempts["k-dead"] == 3  # TUTORAPP_JOBS_STEP_MAX_ATTEMPTS in the tests
     assert await running.status(wid) == "ERROR"

@@ -30,7 +30,7 @@ async def _count(name: str) -> int:
 
 async def _wait_for_gate(name: str) -> str:
     ran[name] = ran.get(name, 0) + 1
-    while not gate.is_set():
+    while not gate.is_set():  # noqa: ASYNC110 - set from the test's event loop, not the worker's
         await asyncio.sleep(0.02)
     return "done"
 
@@ -67,7 +67,7 @@ async def test_a_run_left_by_the_previous_release_is_finished_by_the_next(
     monkeypatch.setenv("DBOS__APPVERSION", "release-2")
     await worker.start(jobs_application_version="release-2", jobs_executor_id="w1")
 
-    async def finished() -> Any:  # noqa: ANN401 - (moving it, recovery cancels then rewinds it)
+    async def finished() -> Any:  # (moving it, recovery cancels then rewinds it)
         [run] = await DBOS.list_workflows_async(workflow_ids=[wid], load_input=False)
         return run if run.status == "SUCCESS" else None
 
@@ -114,7 +114,7 @@ class FakeClient:
 
 
 async def test_a_dead_worker_is_marked_recovered_only_once_its_runs_are_back(
-    db: Database, app: Any  # noqa: ANN401
+    db: Database, app: Any
 ) -> None:
     async with db.unit_of_work() as session:
         session.add(JobWorker(executor_id="ghost", hostname="h", pid=1,
@@ -140,7 +140,7 @@ async def test_a_dead_worker_is_marked_recovered_only_once_its_runs_are_back(
 
 
 async def test_a_worker_taken_for_dead_registers_again_on_its_next_heartbeat(
-    db: Database, app: Any  # noqa: ANN401
+    db: Database, app: Any
 ) -> None:
     """Only slow (starved of CPU past its lease): once claimed, it renews its lease by
     registering again instead of staying "dead" for others to recover again and again."""

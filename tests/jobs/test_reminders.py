@@ -36,7 +36,7 @@ def lesson_start(now: datetime) -> datetime:
 
 
 @pytest.fixture
-async def lesson(worker: Worker, app, client) -> dict[str, Any]:  # noqa: ANN001
+async def lesson(worker: Worker, app, client) -> dict[str, Any]:
     """A confirmed lesson (the reminder runs are planned once the worker starts)."""
     now = utcnow()
     pin(app, now)

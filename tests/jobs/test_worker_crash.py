@@ -50,7 +50,7 @@ class SlowResend:
         self.requests: list[str] = []
         self.lock = threading.Lock()
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
+    async def __call__(self, scope, receive, send) -> None:  # ASGI
         if scope["type"] != "http":
             return
         body = b""
@@ -83,7 +83,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def resend_server():  # noqa: ANN201
+def resend_server():
     import uvicorn
 
     fake = SlowResend(delay=0.25)
@@ -100,7 +100,7 @@ def resend_server():  # noqa: ANN201
 
 
 @pytest.fixture
-def crash_database():  # noqa: ANN201
+def crash_database():
     with postgres_database("tutorapp_crash") as url:
         yield url
 
@@ -150,19 +150,19 @@ async def running(database: Database, *names: str) -> bool:
     return found == set(names)
 
 
-async def pending_on(client, executor: str) -> list[str]:  # noqa: ANN001
+async def pending_on(client, executor: str) -> list[str]:
     found = await client.list_workflows_async(
         status="PENDING", executor_id=executor, name="email.deliver", load_input=False)
     return [w.workflow_id for w in found]
 
 
-async def all_delivered(client, count: int) -> bool:  # noqa: ANN001
+async def all_delivered(client, count: int) -> bool:
     found = await client.list_workflows_async(name="email.deliver", load_input=False,
                                               load_output=False)
     return len(found) == count and all(w.status == "SUCCESS" for w in found)
 
 
-async def wait_for_deliveries(client, count: int, timeout: float, logs: Path) -> None:  # noqa: ANN001
+async def wait_for_deliveries(client, count: int, timeout: float, logs: Path) -> None:
     """Wait for every delivery; on a timeout, say where each run is and what the
     workers logged."""
     try:
@@ -173,12 +173,12 @@ async def wait_for_deliveries(client, count: int, timeout: float, logs: Path) ->
                                                   load_output=False)
         states = sorted(f"{w.status}/{w.executor_id}/{w.app_version}" for w in found)
         tails = "\n".join(f"--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-40:])
-                          for log in sorted(logs.glob("*.log")))
+                          for log in sorted(logs.glob("*.log")))  # noqa: ASYNC240 - only to explain a failure
         raise AssertionError(f"{exc}: {len(found)} runs {states}\n{tails}") from None
 
 
 async def test_a_killed_worker_loses_nothing_and_duplicates_nothing(
-    crash_database: str, resend_server, tmp_path: Path  # noqa: ANN001
+    crash_database: str, resend_server, tmp_path: Path
 ) -> None:
     fake, api_url = resend_server
     overrides = {
@@ -243,7 +243,7 @@ class SlowInbox:
         self.delay = delay
         self.message_ids: list[str] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+    async def handle_DATA(self, server, session, envelope):
         from email import message_from_bytes
 
         await asyncio.sleep(self.delay)
@@ -252,7 +252,7 @@ class SlowInbox:
 
 
 @pytest.fixture
-def smtp_inbox():  # noqa: ANN201
+def smtp_inbox():
     from aiosmtpd.controller import Controller
 
     inbox = SlowInbox(delay=1.0)
@@ -265,7 +265,7 @@ def smtp_inbox():  # noqa: ANN201
 
 
 async def test_a_worker_of_the_next_release_finishes_a_killed_workers_runs_once(
-    crash_database: str, smtp_inbox, tmp_path: Path  # noqa: ANN001
+    crash_database: str, smtp_inbox, tmp_path: Path
 ) -> None:
     """Kill a worker of release-1 mid-delivery, start one of release-2: it takes over
     the dead worker's runs (DBOS would only let release-1 run them), each run completes

@@ -73,7 +73,7 @@ async def test_a_queued_email_is_delivered_to_the_outbox_after_commit(
 async def test_an_email_of_a_rolled_back_transaction_is_neither_stored_nor_sent(
     running: Worker, db: Database
 ) -> None:
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError):  # noqa: PT012 - the failure must come from inside the unit of work
         async with db.unit_of_work() as session:
             await service.enqueue_email(session, to="x@example.org", template="notice",
                                         context=NOTICE)
@@ -216,7 +216,7 @@ async def test_suppressions_are_unique_per_address(db: Database) -> None:
 
 
 async def test_a_message_is_claimed_by_one_run_before_it_is_sent(
-    db: Database, settings  # noqa: ANN001
+    db: Database, settings
 ) -> None:
     """The claim marks the message `sending` for one run: another run is refused, and the
     claiming run asking again (its claim step re-ran after a crash) neither counts the

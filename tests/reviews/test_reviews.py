@@ -11,7 +11,7 @@ NOW = datetime(2026, 6, 1, 7, tzinfo=UTC)
 EVERY_DAY = [{"weekday": d, "start": "09:00", "end": "17:00"} for d in range(7)]
 
 
-async def completed_lesson(app, client, tutor, tutor_id, student, start) -> str:  # noqa: ANN001
+async def completed_lesson(app, client, tutor, tutor_id, student, start) -> str:
     app.state.clock = lambda: NOW
     lesson = await client.post("/api/v1/bookings", headers=student.headers,
                                json={"tutor_id": tutor_id, "start": start, "length": 60})

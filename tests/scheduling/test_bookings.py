@@ -20,17 +20,17 @@ EVERY_DAY = [{"weekday": d, "start": "09:00", "end": "17:00"} for d in range(7)]
 NOW = datetime(2026, 6, 1, 7, tzinfo=UTC)  # Monday 08:00 in London
 
 
-def pin(app, when: datetime = NOW) -> None:  # noqa: ANN001
+def pin(app, when: datetime = NOW) -> None:
     app.state.clock = lambda: when
 
 
-async def tutor(app, client, market, **profile):  # noqa: ANN001, ANN201
+async def tutor(app, client, market, **profile):
     pin(app)
     profile.setdefault("rules", EVERY_DAY)
     return await approved_tutor(app, client, market, **profile)
 
 
-async def book(client, caller, tutor_id, start, length=60, **extra):  # noqa: ANN001, ANN201
+async def book(client, caller, tutor_id, start, length=60, **extra):
     return await client.post("/api/v1/bookings", headers=caller.headers | extra.pop("headers", {}),
                              json={"tutor_id": tutor_id, "start": start, "length": length, **extra})
 

@@ -36,7 +36,7 @@ def fits_hours(start: datetime, length: int) -> bool:
     return start + timedelta(minutes=length) <= day + timedelta(minutes=OPEN_MINUTES)
 
 
-def test_api_agrees_with_a_model_of_the_calendar(settings) -> None:  # noqa: ANN001
+def test_api_agrees_with_a_model_of_the_calendar(settings) -> None:
     loop = asyncio.new_event_loop()
     app = create_app(settings)
     lifespan = app.router.lifespan_context(app)

@@ -80,7 +80,7 @@ async def test_racing_on_twenty_slots_at_once_books_each_once(app, client, marke
 
 
 async def test_a_deadlock_on_insert_is_retried_once_and_the_booking_goes_through(
-    app, client, market: Market, db, dialect,  # noqa: ANN001
+    app, client, market: Market, db, dialect,
 ) -> None:
     """A real deadlock: another transaction R holds an uncommitted overlapping lesson
     (the exclusion check of the request's insert waits on R) and then waits for the
@@ -93,7 +93,7 @@ async def test_a_deadlock_on_insert_is_retried_once_and_the_booking_goes_through
     _, tutor_id = await tutor(app, client, market)
     student, rival = await sign_in(app, role=Role.student), await sign_in(app, role=Role.student)
 
-    def short_deadlock_timeout(dbapi_connection, _record) -> None:  # noqa: ANN001
+    def short_deadlock_timeout(dbapi_connection, _record) -> None:
         dbapi_connection.run_async(lambda c: c.execute(
             f"SET deadlock_timeout = '{3 * scale}s'; SET lock_timeout = 0"))
 

@@ -14,7 +14,7 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
 EVENINGS = [{"weekday": d, "start": "16:00", "end": "20:00"} for d in range(7)]
 
 
-async def setup(app, client, market):  # noqa: ANN001, ANN201
+async def setup(app, client, market):
     app.state.clock = lambda: NOW
     tutor, tutor_id = await approved_tutor(app, client, market, rules=EVENINGS,
                                            time_zone="America/New_York", lesson_lengths=[60])

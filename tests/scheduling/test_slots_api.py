@@ -10,7 +10,7 @@ from tutorapp.accounts.models import Role
 SUNDAY_NIGHT = [{"weekday": 6, "start": "00:00", "end": "04:00"}]
 
 
-def pin(app, *args: int) -> None:  # noqa: ANN001
+def pin(app, *args: int) -> None:
     app.state.clock = lambda: datetime(*args, tzinfo=UTC)
 
 

@@ -29,12 +29,12 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def starts(rules, tz, lo, hi, *, length=60, step=30, overrides=()):  # noqa: ANN001, ANN201
+def starts(rules, tz, lo, hi, *, length=60, step=30, overrides=()):
     free = availability(rules, list(overrides), tz, lo, hi + timedelta(days=1))
     return [s for s in slot_starts(free, tz, length=length, step=step, earliest=lo) if s < hi]
 
 
-def local(instants, tz) -> list[str]:  # noqa: ANN001
+def local(instants, tz) -> list[str]:
     return [i.astimezone(tz).isoformat() for i in instants]
 
 
@@ -140,9 +140,9 @@ def test_weekly_series_keeps_wall_clock_time() -> None:
 
 
 def test_unknown_zone_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown time zone"):
         zone("Mars/Olympus")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown time zone"):
         zone("../etc/passwd")
 
 
@@ -159,7 +159,7 @@ ZONES = ["America/New_York", "Europe/London", "Asia/Kolkata", "Australia/Sydney"
     length=st.sampled_from([30, 45, 60, 90]),
     year_day=st.integers(0, 364),
 )
-def test_no_slot_lost_duplicated_or_shifted(tz_name, rules, split_hours, length, year_day) -> None:  # noqa: ANN001
+def test_no_slot_lost_duplicated_or_shifted(tz_name, rules, split_hours, length, year_day) -> None:
     tz = zone(tz_name)
     weekly = [WeeklyRule(d, a * 30, min(48, a + n) * 30) for d, a, n in rules if a + n > a and a < 48]
     lo = utc(2026, 1, 1) + timedelta(days=year_day)

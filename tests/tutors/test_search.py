@@ -12,13 +12,13 @@ from tutorapp.tutors import service as tutors_service
 NOW = datetime(2026, 6, 1, 7, tzinfo=UTC)
 
 
-async def rate(db, tutor_id: str, *stars: int) -> None:  # noqa: ANN001
+async def rate(db, tutor_id: str, *stars: int) -> None:
     async with db.unit_of_work() as session:
         await tutors_service.apply_rating(session, uuid.UUID(tutor_id), add_stars=sum(stars),
                                           add_count=len(stars))
 
 
-async def make_tutors(app, client, market: Market, db) -> dict[str, str]:  # noqa: ANN001
+async def make_tutors(app, client, market: Market, db) -> dict[str, str]:
     app.state.clock = lambda: NOW
     s = market.subjects
     specs = {
@@ -52,7 +52,7 @@ async def make_tutors(app, client, market: Market, db) -> dict[str, str]:  # noq
     return ids
 
 
-def names(response) -> list[str]:  # noqa: ANN001
+def names(response) -> list[str]:
     assert response.status_code == 200, response.text
     return [item["display_name"] for item in response.json()["items"]]
 
@@ -85,7 +85,7 @@ async def test_full_text_and_filters(app, client, market: Market, db) -> None:
 
 
 async def test_every_tutor_costs_one_credit_so_there_is_no_price_to_filter(
-        app, client, market: Market, db) -> None:  # noqa: ANN001
+        app, client, market: Market, db) -> None:
     """Prices in GBP, EUR and USD used to be compared as equal numbers; a lesson now
     costs one credit with any tutor: no price in results, no price filter or sort."""
     await make_tutors(app, client, market, db)

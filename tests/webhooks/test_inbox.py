@@ -23,10 +23,10 @@ T = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def _no_enqueue(monkeypatch) -> None:  # noqa: ANN001
+def _no_enqueue(monkeypatch) -> None:
     from tutorapp.jobs import engine
 
-    async def nothing(*args, **kwargs) -> str:  # noqa: ANN002, ANN003
+    async def nothing(*args, **kwargs) -> str:
         return "not started"
 
     monkeypatch.setattr(engine, "enqueue", nothing)
@@ -37,7 +37,7 @@ def flaky() -> list[str]:
     """A provider whose handler fails every time (say, a bug waiting for a fix)."""
     calls: list[str] = []
 
-    async def apply(session, settings, event) -> str:  # noqa: ANN001
+    async def apply(session, settings, event) -> str:
         calls.append(event.event_name)
         raise RuntimeError("the handler broke")
 
@@ -91,7 +91,7 @@ async def test_failed_attempts_back_off_then_the_event_is_dead(
 
 
 async def test_an_event_that_can_never_apply_is_dead_at_once_and_an_admin_retries_it(
-        client: httpx.AsyncClient, db: Database, settings, market: Market) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings, market: Market) -> None:
     parent = await make_user(db, role=Role.parent)
     payload = order_event("order_created", user_id=parent.user.id)
     payload["meta"]["custom_data"] = "user_id=42"  # not an object: it never reads better
@@ -122,7 +122,7 @@ async def test_an_event_that_can_never_apply_is_dead_at_once_and_an_admin_retrie
 
 
 async def test_the_back_office_lists_dead_events_with_a_retry_button(
-        client: httpx.AsyncClient, db: Database, settings, market: Market) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings, market: Market) -> None:
     parent = await make_user(db, role=Role.parent)
     payload = order_event("order_created", user_id=parent.user.id)
     payload["meta"]["custom_data"] = ["not", "an", "object"]
@@ -144,7 +144,7 @@ async def test_the_back_office_lists_dead_events_with_a_retry_button(
 
 
 async def test_an_invoice_deferred_for_its_subscription_is_due_as_soon_as_it_arrives(
-        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings) -> None:
     from tests.billing.conftest import invoice_event, subscription_event
     from tutorapp.core.time import utcnow
 
@@ -166,7 +166,7 @@ async def test_an_invoice_deferred_for_its_subscription_is_due_as_soon_as_it_arr
 
 
 async def test_a_signed_event_with_nul_and_overlong_fields_is_stored(
-        client: httpx.AsyncClient, db: Database, settings) -> None:  # noqa: ANN001
+        client: httpx.AsyncClient, db: Database, settings) -> None:
     parent = await make_user(db, role=Role.parent)
     payload = order_event("order_created", user_id=parent.user.id)
     payload["data"]["id"] = "9" * 100

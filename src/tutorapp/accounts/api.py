@@ -347,7 +347,7 @@ async def update_child(child_id: uuid.UUID, body: ProfileUpdate, principal: Pare
 @admin.get("/users")
 async def list_users(
     principal: AdminPrincipal, db: SessionDep, role: Role | None = None,
-    q: Annotated[Text(100) | None, Query()] = None,
+    q: Annotated[Annotated[str, Text(100)] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[UserOut]:

@@ -15,6 +15,7 @@ from tutorapp.accounts.models import AuthSession, RecoveryCode, User
 from tutorapp.accounts.sessions import Client, Tokens, reauthenticated
 from tutorapp.config import Settings
 from tutorapp.core import audit
+from tutorapp.core.db import rows_changed
 from tutorapp.core.errors import AppError, Conflict, InvalidInput
 from tutorapp.core.ratelimit import Limit, RateLimiter
 from tutorapp.core.security import decrypt, encrypt, keyed_hash
@@ -31,7 +32,8 @@ class InvalidCode(AppError):
 
 
 def _totp(settings: Settings, user: User) -> pyotp.TOTP:
-    assert user.totp_secret_encrypted
+    if not user.totp_secret_encrypted:
+        raise Conflict("Two-factor authentication is not set up.")
     return pyotp.TOTP(decrypt(settings, user.totp_secret_encrypted), interval=STEP_SECONDS)
 
 
@@ -129,7 +131,7 @@ async def verify(
                    RecoveryCode.used_at.is_(None))
             .values(used_at=utcnow())
         )
-        if used.rowcount != 1:
+        if rows_changed(used) != 1:
             raise InvalidCode("That recovery code is not valid, or was already used.")
         method = "recovery"
         await audit.record(db, "user.recovery_code_used", subject_type="user",

@@ -41,7 +41,8 @@ def signed_in(settings: Settings, tokens: sessions.Tokens, next_path: str) -> Re
 
 
 def set_session_cookie(response: Response, settings: Settings, tokens: sessions.Tokens) -> None:
-    assert tokens.cookie_token
+    if not tokens.cookie_token:
+        raise ValueError("these tokens were issued without a cookie token")
     response.set_cookie(
         settings.session_cookie_name, tokens.cookie_token, httponly=True, samesite="lax",
         secure=settings.secure_cookies, path="/", max_age=settings.session_max_age_hours * 3600,
@@ -87,7 +88,8 @@ async def signup_submit(request: Request, db: SessionDep, settings: SettingsDep,
                         email: Field, password: Field, display_name: Field,
                         role: Annotated[str, Form()] = "student",
                         time_zone: Annotated[str, Form()] = "UTC") -> Response:
-    values = {"email": email, "display_name": display_name, "role": role, "time_zone": time_zone}
+    values: dict[str, Any] = {"email": email, "display_name": display_name, "role": role,
+                              "time_zone": time_zone}
     try:
         data = parse_form(schemas.SignupIn, values | {"password": password}, labels=SIGNUP_LABELS)
         user = await service.sign_up(db, settings, email=data.email, password=data.password,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tutorapp.accounts.models import Role
 from tutorapp.core.fields import Email, Name, Password, Text, TimeZone, Token
 
-Locale = Text(16, min_length=1)
+Locale = Annotated[str, Text(16, min_length=1)]
 Code = Annotated[str, Field(pattern=r"^\d{6}$", description="the 6 digits of the code")]
 
 
@@ -78,7 +78,7 @@ class ChangeEmailIn(ReauthIn):
 
 class MfaCodeIn(BaseModel):
     code: Code | None = None
-    recovery_code: Text(40, min_length=1) | None = None
+    recovery_code: Annotated[str, Text(40, min_length=1)] | None = None
 
 
 class DisableMfaIn(ReauthIn):

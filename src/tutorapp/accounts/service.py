@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import available_timezones
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,7 @@ from tutorapp.accounts.models import (
 )
 from tutorapp.config import Settings
 from tutorapp.core import audit
+from tutorapp.core.db import rows_changed
 from tutorapp.core.errors import AppError, Conflict, InvalidInput, NotFound
 from tutorapp.core.security import hash_password_async, new_token, password_problem, token_hash
 from tutorapp.core.time import utcnow
@@ -78,6 +79,20 @@ async def get_user(db: AsyncSession, user_id: uuid.UUID) -> User:
     if user is None or user.deleted_at is not None:
         raise NotFound("No such user.")
     return user
+
+
+async def users_by_ids(db: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
+    """The users with these ids (deleted ones too: pages still name them), by id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {u.id: u for u in await db.scalars(select(User).where(User.id.in_(wanted)))}
+
+
+async def count_users(db: AsyncSession) -> int:
+    """Accounts that are not deleted."""
+    return await db.scalar(
+        select(func.count()).select_from(User).where(User.deleted_at.is_(None))) or 0
 
 
 def app_metadata(user: User) -> dict[str, Any]:
@@ -147,7 +162,8 @@ async def issue_one_time_token(
 async def send_verification(
     db: AsyncSession, settings: Settings, user: User, link_path: str = "/auth/verify"
 ) -> None:
-    assert user.email
+    if not user.email:
+        raise Conflict("This account has no email address to verify.", field="email")
     token = await issue_one_time_token(
         db, user, TokenPurpose.verify_email, timedelta(hours=settings.email_verification_ttl_hours)
     )
@@ -178,7 +194,7 @@ async def consume_token(
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    if claimed.rowcount != 1:
+    if rows_changed(claimed) != 1:
         raise InvalidToken("This link or code is invalid, used or expired.")
     row.used_at = now
     return row
@@ -192,7 +208,8 @@ async def verify_email_token(db: AsyncSession, settings: Settings, token: str) -
     user = await get_user(db, row.user_id)
     now = utcnow()
     if row.purpose is TokenPurpose.change_email:
-        assert row.new_email
+        if not row.new_email:
+            raise ValueError(f"change-email token {row.id} carries no new address")
         if await user_by_email(db, row.new_email):
             raise Conflict("That address now belongs to another account.", field="email")
         old = user.email

@@ -33,6 +33,7 @@ from tutorapp.accounts.service import (
 )
 from tutorapp.config import Settings
 from tutorapp.core import audit
+from tutorapp.core.db import rows_changed
 from tutorapp.core.errors import AppError, InvalidInput, NotFound, TooManyRequests
 from tutorapp.core.ratelimit import Limit, RateLimiter
 from tutorapp.core.security import (
@@ -188,10 +189,9 @@ async def refresh(
     )
     if row is None:
         raise RefreshTokenNotFound("Unknown refresh token.")
-    auth_session = await db.scalar(
+    auth_session = (await db.scalars(
         select(AuthSession).where(AuthSession.id == row.session_id).with_for_update()
-    )
-    assert auth_session is not None
+    )).one()
     idle_deadline = auth_session.last_seen_at + timedelta(
         minutes=settings.session_idle_timeout_minutes
     )
@@ -252,7 +252,7 @@ async def purge_expired(db: AsyncSession) -> dict[str, int]:
     now = utcnow()
     tokens = await db.execute(delete(OneTimeToken).where(OneTimeToken.expires_at < now))
     ended = await db.execute(delete(AuthSession).where(AuthSession.expires_at < now))
-    return {"one_time_tokens": tokens.rowcount, "auth_sessions": ended.rowcount}
+    return {"one_time_tokens": rows_changed(tokens), "auth_sessions": rows_changed(ended)}
 
 
 async def live_sessions(db: AsyncSession, user: User) -> list[AuthSession]:
@@ -335,7 +335,7 @@ async def _notice_new_device(db: AsyncSession, user: User, client: Client) -> No
     ))
     if not previous or not user.email:
         return
-    if any(ip == client.ip and agent == (client.user_agent or "")[:400] or None
+    if any((ip == client.ip and agent == (client.user_agent or "")[:400]) or None
            for ip, agent in previous):
         return
     from tutorapp.accounts.devices import describe_device
@@ -401,9 +401,10 @@ async def user_from_code(
             raise InvalidInput("code", "send either the link's token or the email and its code")
         email = normalize_email(email)
         await limiter.hit(limits["code"], email)
-        user = await user_by_email(db, email)
-        if user is None:
+        found = await user_by_email(db, email)
+        if found is None:
             raise InvalidToken("This link or code is invalid, used or expired.")
+        user = found
         await consume_token(db, (TokenPurpose.email_code,), keyed_hash(settings, code),
                             user_id=user.id)
         method = OTP

@@ -12,24 +12,22 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, select
 
 from tutorapp.accounts import service as accounts
 from tutorapp.accounts.api import client_of
 from tutorapp.accounts.deps import AdminPrincipal
-from tutorapp.accounts.models import Role, User
-from tutorapp.core.audit import AuditEvent, record
+from tutorapp.accounts.models import Role
+from tutorapp.core import audit
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError, InvalidInput
 from tutorapp.core.pages import form_failed, parse_form, render
 from tutorapp.scheduling import bookings
 from tutorapp.scheduling import schemas as scheduling_schemas
 from tutorapp.scheduling.api import clock
-from tutorapp.scheduling.models import Booking
 from tutorapp.scheduling.pages import describe
 from tutorapp.tutors import schemas as tutor_schemas
 from tutorapp.tutors import service as tutors
-from tutorapp.tutors.models import ProfileStatus, TutorProfile
+from tutorapp.tutors.models import ProfileStatus
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 PAGE = 50
@@ -42,13 +40,10 @@ def see_other(url: str) -> RedirectResponse:
 @router.get("")
 async def overview(request: Request, admin: AdminPrincipal, session: SessionDep) -> Response:
     counts = {
-        "submitted": await session.scalar(select(func.count()).select_from(TutorProfile).where(
-            TutorProfile.status == ProfileStatus.submitted)),
-        "tutors": await session.scalar(select(func.count()).select_from(TutorProfile).where(
-            TutorProfile.status == ProfileStatus.approved)),
-        "users": await session.scalar(select(func.count()).select_from(User).where(
-            User.deleted_at.is_(None))),
-        "bookings": await session.scalar(select(func.count()).select_from(Booking)),
+        "submitted": await tutors.count_by_status(session, ProfileStatus.submitted),
+        "tutors": await tutors.count_by_status(session, ProfileStatus.approved),
+        "users": await accounts.count_users(session),
+        "bookings": await bookings.count_all(session),
     }
     return render(request, "admin/overview.html", section="overview", counts=counts)
 
@@ -154,9 +149,7 @@ async def role_change(request: Request, user_id: uuid.UUID, admin: AdminPrincipa
 @router.get("/bookings")
 async def booking_list(request: Request, admin: AdminPrincipal, session: SessionDep,
                        page: int = 0) -> Response:
-    rows = list(await session.scalars(
-        select(Booking).order_by(Booking.start_at.desc(), Booking.id)
-        .limit(PAGE).offset(max(page, 0) * PAGE)))
+    rows = await bookings.latest(session, limit=PAGE, offset=max(page, 0) * PAGE)
     return render(request, "admin/bookings.html", section="bookings",
                   rows=await describe(session, rows), zone=admin.user.time_zone,
                   page=max(page, 0), more=len(rows) == PAGE, open_statuses=bookings.OPEN_STATUSES)
@@ -197,13 +190,10 @@ async def booking_cancel(request: Request, booking_id: uuid.UUID, admin: AdminPr
 @router.get("/billing")
 async def billing(request: Request, admin: AdminPrincipal, session: SessionDep,
                   user: str = "") -> Response:
-    from tutorapp.billing import credits, ledger
-    from tutorapp.billing.models import Subscription, Wallet
+    from tutorapp.billing import credits, ledger, repository
 
-    subs = list(await session.scalars(
-        select(Subscription).order_by(Subscription.created_at.desc()).limit(PAGE)))
-    owners = {u.id: u for u in await session.scalars(
-        select(User).where(User.id.in_({s.user_id for s in subs})))} if subs else {}
+    subs = await repository.latest_subscriptions(session, limit=PAGE)
+    owners = await accounts.users_by_ids(session, (s.user_id for s in subs))
     context: dict[str, Any] = {"subs": subs, "owners": owners, "who": None, "entries": [],
                                "trial": await ledger.trial_balance(session)}
     if user:
@@ -212,8 +202,7 @@ async def billing(request: Request, admin: AdminPrincipal, session: SessionDep,
         except (ValueError, AppError):
             who = None
         if who is not None:
-            wallet = await session.scalar(
-                select(Wallet).where(Wallet.owner_id == credits.wallet_owner_id(who)))
+            wallet = await repository.wallet_of(session, who)
             accounts_of = [ledger.tutor_pending(who.id), ledger.tutor_payable(who.id)]
             if wallet is not None:
                 accounts_of.append(ledger.wallet(wallet.id))
@@ -253,17 +242,10 @@ async def webhook_retry(request: Request, event_id: uuid.UUID, admin: AdminPrinc
 @router.get("/audit")
 async def audit_log(request: Request, admin: AdminPrincipal, session: SessionDep,
                     action: str = "", page: int = 0) -> Response:
-    query = select(AuditEvent)
-    if action:
-        query = query.where(AuditEvent.action.startswith(action.strip(), autoescape=True))
-    rows = list(await session.scalars(
-        query.order_by(AuditEvent.created_at.desc(), AuditEvent.id)
-        .limit(PAGE).offset(max(page, 0) * PAGE)))
-    actors = {u.id: u for u in await session.scalars(
-        select(User).where(User.id.in_({r.actor_id for r in rows if r.actor_id})))} if rows else {}
+    rows = await audit.listing(session, action_prefix=action.strip(), limit=PAGE,
+                               offset=max(page, 0) * PAGE)
+    actors = await accounts.users_by_ids(session, (r.actor_id for r in rows if r.actor_id))
     return render(request, "admin/audit.html", section="audit", rows=rows, actors=actors,
                   action=action, page=max(page, 0), more=len(rows) == PAGE,
                   zone=admin.user.time_zone)
 
-
-_ = record  # services write the audit rows; imported for readers looking for it

@@ -6,12 +6,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import httpx
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.deps import (
     PUBLIC,
@@ -27,11 +27,12 @@ from tutorapp.billing import (
     earnings,
     ledger,
     payments,
+    repository,
     schemas,
     subscriptions,
     webhooks,
 )
-from tutorapp.billing.models import CreditLot, Earning, Subscription, Wallet
+from tutorapp.billing.models import Earning, Payout, Subscription, Wallet
 from tutorapp.core.db import SessionDep
 from tutorapp.core.deps import SettingsDep, settings_of
 from tutorapp.core.errors import AppError, NotFound, Unauthorized
@@ -65,13 +66,13 @@ def clock(request: Request) -> datetime:
     return getattr(request.app.state, "clock", utcnow)()
 
 
-def provider_for(request: Request, session: Any) -> PaymentsProvider:
+def provider_for(request: Request, session: AsyncSession) -> PaymentsProvider:
     # The sandbox delivers its webhooks to this very app, in-process.
     return get_provider(settings_of(request), session,
                         transport=httpx.ASGITransport(app=request.app))
 
 
-async def outside_transaction(session: Any, call: Awaitable[T]) -> T:
+async def outside_transaction(session: AsyncSession, call: Awaitable[T]) -> T:
     """A provider call (up to its timeout) made with no transaction open: what the
     request did so far is committed first, so no row lock (and on SQLite, not the
     write lock) is held while the vendor answers. The session begins a new
@@ -106,12 +107,6 @@ def subscription_out(s: Subscription) -> schemas.SubscriptionOut:
     )
 
 
-async def _wallet_of(session: Any, user: User) -> Wallet | None:
-    return await session.scalar(
-        select(Wallet).where(Wallet.owner_id == credits.wallet_owner_id(user))
-    )
-
-
 # --- customers ------------------------------------------------------------------------
 
 
@@ -133,29 +128,26 @@ async def list_plans(settings: SettingsDep) -> list[schemas.PlanOut]:
 async def create_checkout(body: schemas.CheckoutIn, request: Request, session: SessionDep,
                           caller: StudentOrParent, settings: SettingsDep) -> schemas.CheckoutOut:
     """Start a purchase: returns the provider's checkout URL to send the payer to."""
-    started = await start_checkout(request, session, caller.user, plan_key=body.plan,
-                                   booking_id=body.booking_id)
-    assert started.url
-    return schemas.CheckoutOut(id=started.id, url=started.url, provider=started.provider)
+    return await start_checkout(request, session, caller.user, plan_key=body.plan,
+                                booking_id=body.booking_id)
 
 
-async def start_checkout(request: Request, session: Any, user: User, *, plan_key: str,
-                         booking_id: uuid.UUID | None) -> Any:
+async def start_checkout(request: Request, session: AsyncSession, user: User, *, plan_key: str,
+                         booking_id: uuid.UUID | None) -> schemas.CheckoutOut:
     """Check, ask the provider for a checkout outside the transaction, store it."""
     provider = provider_for(request, session)
     prepared = await checkout.prepare(session, settings_of(request), user, plan_key=plan_key,
                                       booking_id=booking_id)
     created = await outside_transaction(session, provider.create_checkout(prepared.request))
-    return await checkout.record(session, prepared, created, provider.name)
+    started = await checkout.record(session, prepared, created, provider.name)
+    return schemas.CheckoutOut(id=started.id, url=created.url, provider=started.provider)
 
 
-async def wallet_out(session: Any, wallet: Wallet | None, now: datetime) -> schemas.WalletOut:
+async def wallet_out(session: AsyncSession, wallet: Wallet | None,
+                     now: datetime) -> schemas.WalletOut:
     if wallet is None:
         return schemas.WalletOut(id=None, credits_available=0, balance=None, lots=[])
-    lots = list(await session.scalars(
-        select(CreditLot).where(CreditLot.wallet_id == wallet.id)
-        .order_by(CreditLot.created_at, CreditLot.id)
-    ))
+    lots = await repository.lots_of(session, wallet.id)
     return schemas.WalletOut(
         id=wallet.id, credits_available=await credits.available(session, wallet.id, now),
         balance=money(-await ledger.balance(session, ledger.wallet(wallet.id), wallet.currency),
@@ -170,18 +162,16 @@ async def wallet_out(session: Any, wallet: Wallet | None, now: datetime) -> sche
 async def get_wallet(request: Request, session: SessionDep,
                      caller: StudentOrParent) -> schemas.WalletOut:
     """The family wallet: spendable credits, prepaid balance and each lot of credits."""
-    return await wallet_out(session, await _wallet_of(session, caller.user), clock(request))
+    return await wallet_out(session, await repository.wallet_of(session, caller.user), clock(request))
 
 
 @router.get("/subscriptions")
 async def my_subscriptions(session: SessionDep,
                            caller: StudentOrParent) -> list[schemas.SubscriptionOut]:
-    wallet = await _wallet_of(session, caller.user)
+    wallet = await repository.wallet_of(session, caller.user)
     if wallet is None:
         return []
-    rows = await session.scalars(select(Subscription).where(Subscription.wallet_id == wallet.id)
-                                 .order_by(Subscription.created_at))
-    return [subscription_out(s) for s in rows]
+    return [subscription_out(s) for s in await repository.subscriptions_of(session, wallet.id)]
 
 
 @router.post("/subscriptions/{subscription_id}/cancel")
@@ -225,7 +215,7 @@ async def customer_portal(subscription_id: uuid.UUID, request: Request, session:
 @router.get("/invoices")
 async def my_invoices(session: SessionDep, caller: StudentOrParent) -> list[schemas.InvoiceOut]:
     """Every payment of the family wallet, newest first."""
-    wallet = await _wallet_of(session, caller.user)
+    wallet = await repository.wallet_of(session, caller.user)
     if wallet is None:
         return []
     return [
@@ -279,10 +269,7 @@ def earning_out(e: Earning) -> schemas.EarningOut:
 @router.get("/earnings")
 async def my_earnings(session: SessionDep, tutor: TutorPrincipal) -> schemas.EarningsOut:
     """The tutor's earnings per lesson and what is pending and payable."""
-    rows = list(await session.scalars(
-        select(Earning).where(Earning.tutor_user_id == tutor.id)
-        .order_by(Earning.created_at.desc()).limit(500)
-    ))
+    rows = await repository.earnings_of(session, tutor.id, limit=500)
     found = await ledger.balances(session, [ledger.tutor_pending(tutor.id),
                                             ledger.tutor_payable(tutor.id)])
     pending = [money(-v, c) for (a, c), v in found.items() if a.startswith("tutor_pending") and v]
@@ -297,17 +284,15 @@ async def my_earnings(session: SessionDep, tutor: TutorPrincipal) -> schemas.Ear
 @admin.get("/subscriptions")
 async def all_subscriptions(session: SessionDep, _admin: AdminPrincipal,
                             status: str | None = None) -> list[schemas.SubscriptionOut]:
-    query = select(Subscription).order_by(Subscription.created_at.desc()).limit(500)
-    if status:
-        query = query.where(Subscription.status == status)
-    return [subscription_out(s) for s in await session.scalars(query)]
+    return [subscription_out(s) for s in
+            await repository.latest_subscriptions(session, limit=500, status=status)]
 
 
-async def _accounts_of(session: Any, user: User) -> list[str]:
+async def _accounts_of(session: AsyncSession, user: User) -> list[str]:
     if user.role == Role.tutor:
         return [ledger.tutor_pending(user.id), ledger.tutor_payable(user.id)]
     if user.role in (Role.student, Role.parent):
-        wallet = await _wallet_of(session, user)
+        wallet = await repository.wallet_of(session, user)
         return [ledger.wallet(wallet.id)] if wallet else []
     return []
 
@@ -355,7 +340,7 @@ async def resolve_dispute(booking_id: uuid.UUID, body: schemas.ResolveIn, reques
     return earning_out(earning)
 
 
-async def _payout_out(session: Any, payout: Any) -> schemas.PayoutOut:
+async def _payout_out(session: AsyncSession, payout: Payout) -> schemas.PayoutOut:
     lines = await earnings.payout_lines(session, payout)
     return schemas.PayoutOut(
         id=payout.id, period=payout.period, status=str(payout.status), paid_at=payout.paid_at,
@@ -378,9 +363,7 @@ async def run_payout(period: str, request: Request, session: SessionDep,
 @admin.get("/payouts/{period}/csv")
 async def payout_csv(period: str, session: SessionDep, _admin: AdminPrincipal) -> Response:
     """The payout as a CSV for the bank transfers."""
-    from tutorapp.billing.models import Payout
-
-    payout = await session.scalar(select(Payout).where(Payout.period == period))
+    payout = await repository.payout_by_period(session, period)
     if payout is None:
         raise NotFound(f"No payout run for {period}.")
     body = earnings.payout_csv(period, await earnings.payout_lines(session, payout))

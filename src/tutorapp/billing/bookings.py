@@ -116,7 +116,7 @@ async def settle(session: AsyncSession, settings: Settings, booking_id: uuid.UUI
 
 async def unsettled(session: AsyncSession, *, limit: int = 500) -> list[uuid.UUID]:
     """Reserved credits whose booking has ended (for the sweep)."""
-    ended = list(EARNED) + [BookingStatus.cancelled, BookingStatus.expired]
+    ended = [*EARNED, BookingStatus.cancelled, BookingStatus.expired]
     return list(await session.scalars(
         select(CreditSpend.booking_id).join(Booking, Booking.id == CreditSpend.booking_id)
         .where(CreditSpend.status == SpendStatus.reserved, Booking.status.in_(ended))

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession
 
 app = typer.Typer(help="Tutor payouts: run a period, export its CSV, mark it paid.",
                   no_args_is_help=True)
 console = Console()
+T = TypeVar("T")
 PeriodOption = Annotated[str, typer.Option("--period", help="the month, e.g. 2026-11")]
 
 
-def _with_session(work):  # noqa: ANN001, ANN202 - async (session) -> result
+def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     from tutorapp.cli import load_settings
     from tutorapp.core.db import Database
 
     settings = load_settings()
 
-    async def run():  # noqa: ANN202
+    async def run() -> T:
         database = Database(settings, name="cli", pool_size=2, max_overflow=0)
         try:
             async with database.unit_of_work() as session:
@@ -42,7 +45,7 @@ def run_payout(
     from tutorapp.core.errors import AppError
     from tutorapp.core.time import utcnow
 
-    async def work(session):  # noqa: ANN001, ANN202
+    async def work(session: AsyncSession) -> str:
         payout = await earnings.run_payout(session, period, now=utcnow())
         return earnings.payout_csv(period, await earnings.payout_lines(session, payout))
 
@@ -64,7 +67,7 @@ def mark_paid(period: PeriodOption) -> None:
     from tutorapp.core.errors import AppError
     from tutorapp.core.time import utcnow
 
-    async def work(session):  # noqa: ANN001, ANN202
+    async def work(session: AsyncSession) -> str:
         payout = await earnings.mark_paid(session, period, now=utcnow())
         return payout.period
 

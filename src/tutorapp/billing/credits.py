@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,9 +73,7 @@ async def wallet_for_owner(session: AsyncSession, owner_id: uuid.UUID, currency:
 
 
 async def lock_wallet(session: AsyncSession, wallet_id: uuid.UUID) -> Wallet:
-    found = await session.get(Wallet, wallet_id, with_for_update=True, populate_existing=True)
-    assert found is not None
-    return found
+    return await session.get_one(Wallet, wallet_id, with_for_update=True, populate_existing=True)
 
 
 async def grant(session: AsyncSession, wallet: Wallet, *, source: LotSource, source_key: str,
@@ -97,7 +95,7 @@ async def grant(session: AsyncSession, wallet: Wallet, *, source: LotSource, sou
     return lot
 
 
-def _usable(now: datetime):  # noqa: ANN202 - a SQL condition
+def _usable(now: datetime) -> tuple[ColumnElement[bool], ...]:
     spendable = select(Subscription.id).where(
         Subscription.status.in_(list(SPENDABLE)),
         # a cancelled subscription's grace ends at ends_at
@@ -155,8 +153,8 @@ async def return_credit(session: AsyncSession, spent: CreditSpend, *, reason: st
     await session.refresh(spent, with_for_update=True)
     if spent.status != SpendStatus.reserved:
         return False
-    lot = await session.get(CreditLot, spent.lot_id, with_for_update=True, populate_existing=True)
-    assert lot is not None
+    lot = await session.get_one(CreditLot, spent.lot_id, with_for_update=True,
+                                populate_existing=True)
     lot.remaining += 1
     spent.status = SpendStatus.returned
     await session.flush()
@@ -172,8 +170,8 @@ async def consume(session: AsyncSession, spent: CreditSpend) -> tuple[CreditLot,
     await session.refresh(spent, with_for_update=True)
     if spent.status != SpendStatus.reserved:
         return None
-    lot = await session.get(CreditLot, spent.lot_id, with_for_update=True, populate_existing=True)
-    assert lot is not None
+    lot = await session.get_one(CreditLot, spent.lot_id, with_for_update=True,
+                                populate_existing=True)
     value = credit_value(lot, lot.consumed) if lot.value_minor else 0
     lot.consumed += 1
     spent.status = SpendStatus.consumed
@@ -184,8 +182,8 @@ async def consume(session: AsyncSession, spent: CreditSpend) -> tuple[CreditLot,
 async def unconsume(session: AsyncSession, spent: CreditSpend) -> None:
     """An admin refunded a consumed credit: it goes back to its lot."""
     await lock_wallet(session, spent.wallet_id)
-    lot = await session.get(CreditLot, spent.lot_id, with_for_update=True, populate_existing=True)
-    assert lot is not None
+    lot = await session.get_one(CreditLot, spent.lot_id, with_for_update=True,
+                                populate_existing=True)
     lot.consumed -= 1
     lot.remaining += 1
     spent.status = SpendStatus.returned

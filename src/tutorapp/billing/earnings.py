@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import User
-from tutorapp.billing import credits, ledger
+from tutorapp.billing import credits, ledger, repository
 from tutorapp.billing.models import (
     CreditLot,
     CreditSpend,
@@ -150,11 +150,11 @@ async def resolve(session: AsyncSession, booking_id: uuid.UUID, admin: User, *, 
     if decision == "release":
         await _make_payable(session, earning, now=now, why="dispute released by an admin")
     elif decision == "refund":
-        spent = await session.get(CreditSpend, earning.spend_id)
-        assert spent is not None
+        spent = await session.get_one(CreditSpend, earning.spend_id)
         await credits.unconsume(session, spent)
         original = await ledger.by_key(session, f"earning:{booking_id}")
-        assert original is not None
+        if original is None:
+            raise LookupError(f"The ledger has no earning:{booking_id} to reverse.")
         await ledger.reverse(session, original, kind="earning_reversal",
                              key=f"earning_reversal:{booking_id}",
                              description=f"dispute refunded for lesson {booking_id}")
@@ -189,7 +189,7 @@ async def run_payout(session: AsyncSession, period: str, *, now: datetime,
     until marked paid; running again adds what became payable since)."""
     _, end = period_bounds(period)
     await release_due(session, now=min(now, end))
-    payout = await session.scalar(select(Payout).where(Payout.period == period).with_for_update())
+    payout = await repository.payout_by_period(session, period, for_update=True)
     if payout is None:
         payout = Payout(period=period, status=PayoutStatus.draft)
         session.add(payout)
@@ -247,7 +247,7 @@ def payout_csv(period: str, lines: list[dict[str, object]]) -> str:
 async def mark_paid(session: AsyncSession, period: str, *, now: datetime,
                     actor_id: uuid.UUID | None = None) -> Payout:
     """The bank transfers were made: book them and close the payout."""
-    payout = await session.scalar(select(Payout).where(Payout.period == period).with_for_update())
+    payout = await repository.payout_by_period(session, period, for_update=True)
     if payout is None:
         raise NotFound(f"No payout run for {period}.")
     if payout.status == PayoutStatus.paid:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -28,7 +28,7 @@ class PlanOut(BaseModel):
 
 
 class CheckoutIn(BaseModel):
-    plan: Text(40, min_length=1)
+    plan: Annotated[str, Text(40, min_length=1)]
     booking_id: uuid.UUID | None = Field(
         default=None, description="a held booking this purchase pays for"
     )
@@ -84,7 +84,7 @@ class InvoiceOut(BaseModel):
 
 
 class DisputeIn(BaseModel):
-    reason: Text(1000, min_length=3, multiline=True)
+    reason: Annotated[str, Text(1000, min_length=3, multiline=True)]
 
 
 class EarningOut(BaseModel):
@@ -110,12 +110,12 @@ class BookingPaidOut(BaseModel):
 
 class ResolveIn(BaseModel):
     decision: Literal["refund", "release"]
-    note: Text(1000, min_length=3, multiline=True)
+    note: Annotated[str, Text(1000, min_length=3, multiline=True)]
 
 
 class CreditAdjustmentIn(BaseModel):
     delta: int = Field(ge=-1000, le=1000, description="credits to add (positive) or remove")
-    reason: Text(500, min_length=3, multiline=True)
+    reason: Annotated[str, Text(500, min_length=3, multiline=True)]
 
 
 class LedgerLineOut(BaseModel):

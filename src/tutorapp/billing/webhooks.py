@@ -123,16 +123,14 @@ async def _invoice_event(session: AsyncSession, settings: Settings,
         await record(session, "billing.payment_failed", subject_type="subscription",
                      subject_id=subscription.id, invoice_id=str(data["id"]))
         return "payment failed"
-    payer = await session.get(User, subscription.user_id)
     plan = plans.by_key(settings, subscription.plan_key)
-    if name in ("subscription_payment_success", "subscription_payment_recovered"):
-        if attributes.get("status") not in ("paid", "refunded", "partial_refund"):
-            return f"ignored: invoice {attributes.get('status')}"
-    assert payer is not None
+    if name in ("subscription_payment_success", "subscription_payment_recovered") and \
+            attributes.get("status") not in ("paid", "refunded", "partial_refund"):
+        return f"ignored: invoice {attributes.get('status')}"
     from tutorapp.billing.models import Wallet
 
-    wallet = await session.get(Wallet, subscription.wallet_id)
-    assert wallet is not None
+    payer = await session.get_one(User, subscription.user_id)
+    wallet = await session.get_one(Wallet, subscription.wallet_id)
     payment, created = await payments.record_payment(
         session, settings, kind="subscription_invoice", provider_id=str(data["id"]),
         attributes=attributes, wallet=wallet, payer=payer, plan=plan,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Index
+from sqlalchemy import Index, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -44,3 +45,14 @@ async def record(
     session.add(event)
     await session.flush()
     return event
+
+
+async def listing(session: AsyncSession, *, action_prefix: str = "", limit: int,
+                  offset: int = 0) -> Sequence[AuditEvent]:
+    """The newest audit rows, optionally those whose action starts with `action_prefix`."""
+    query = select(AuditEvent)
+    if action_prefix:
+        query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
+    return (await session.scalars(
+        query.order_by(AuditEvent.created_at.desc(), AuditEvent.id).limit(limit).offset(offset)
+    )).all()

@@ -36,7 +36,7 @@ from fastapi import Depends, FastAPI, Request
 from starlette.responses import Response
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, CursorResult, Result
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -156,15 +156,18 @@ class Database:
         default to the web process's settings."""
         self.settings = settings
         self.disk_full_at: float | None = None  # monotonic time a write last hit a full disk
-        sizes = {"name": name, "pool_size": pool_size, "max_overflow": max_overflow}
-        self.primary = create_engine(settings, settings.database_url, writer=True, **sizes)
+        self.primary = create_engine(settings, settings.database_url, writer=True, name=name,
+                                     pool_size=pool_size, max_overflow=max_overflow)
         if settings.database_replica_urls:
             self.replicas = [
-                create_engine(settings, u, **sizes) for u in settings.database_replica_urls
+                create_engine(settings, u, name=name, pool_size=pool_size,
+                              max_overflow=max_overflow)
+                for u in settings.database_replica_urls
             ]
         elif settings.is_sqlite:
             self.replicas = [
-                create_engine(settings, settings.database_url, writer=False, **sizes)
+                create_engine(settings, settings.database_url, writer=False, name=name,
+                              pool_size=pool_size, max_overflow=max_overflow)
             ]
         else:
             self.replicas = [self.primary]
@@ -238,6 +241,14 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
 
 def get_database(request: Request) -> Database:
     return request.app.state.database
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an executed INSERT/UPDATE/DELETE changed. `execute` returns a
+    `CursorResult` for those (typed only as `Result`); a query has no such count."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"{type(result).__name__} has no row count: not an INSERT/UPDATE/DELETE")
+    return result.rowcount
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:

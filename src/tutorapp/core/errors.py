@@ -126,7 +126,7 @@ def problem_body(
 
 
 def render_problem(
-    request: Request, status: int, *, headers: dict[str, str] | None = None, **fields: Any
+    request: Request, status: int, *, headers: Mapping[str, str] | None = None, **fields: Any
 ) -> Response:
     body = problem_body(status, instance=request.url.path, **fields)
     if wants_html(request):
@@ -254,7 +254,8 @@ async def _app_error(request: Request, exc: AppError) -> Response:
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    detail = exc.detail if isinstance(exc.detail, str) else None
+    raw: object = exc.detail  # FastAPI's HTTPException may carry any JSON as its detail
+    detail = raw if isinstance(raw, str) else None
     return render_problem(request, exc.status_code, headers=exc.headers, detail=detail)
 
 

@@ -4,7 +4,7 @@ One definition per kind of input, so the API and the pages accept exactly the sa
 values and refuse the rest with the same sentence (a 422 naming the field, never a
 500 from the database):
 
-- `Text(...)` refuses control characters (PostgreSQL cannot store NUL; the others
+- `Annotated[str, Text(...)]` refuses control characters (PostgreSQL cannot store NUL; the others
   are never meant and break logs, emails and headers). `multiline=True` keeps tab,
   line feed and carriage return for notes, bios and reasons.
 - `Moment`, `Day`: dates between 2000-01-01 and 2099-12-31. Anything beyond cannot
@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, Literal
 
+import annotated_types
 from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, StringConstraints
 
 # C0 controls, DEL and C1 controls; tab, LF and CR only where text may span lines.
@@ -42,26 +45,32 @@ def _multiline(value: str) -> str:
     return value
 
 
-def Text(max_length: int, *, min_length: int = 0, multiline: bool = False,  # noqa: N802
-         strip: bool = True) -> Any:
-    """A string of at most `max_length` characters without control characters.
+@dataclass(frozen=True)
+class Text(annotated_types.GroupedMetadata):
+    """A string of at most `max_length` characters without control characters, as
+    `Annotated[str, Text(200)]` (pydantic unpacks grouped metadata; mypy sees a str).
 
     Surrounding whitespace is stripped first, so `min_length=1` refuses "   "."""
-    return Annotated[
-        str,
-        StringConstraints(strip_whitespace=strip, min_length=min_length or None,
-                          max_length=max_length),
-        AfterValidator(_multiline if multiline else _single_line),
-        Field(json_schema_extra={"pattern": MULTILINE_PATTERN if multiline else LINE_PATTERN}),
-    ]
+
+    max_length: int
+    min_length: int = 0
+    multiline: bool = False
+    strip: bool = True
+
+    def __iter__(self) -> Iterator[object]:
+        yield StringConstraints(strip_whitespace=self.strip, min_length=self.min_length or None,
+                                max_length=self.max_length)
+        yield AfterValidator(_multiline if self.multiline else _single_line)
+        yield Field(json_schema_extra={
+            "pattern": MULTILINE_PATTERN if self.multiline else LINE_PATTERN})
 
 
 def has_control_characters(value: str, *, multiline: bool = False) -> bool:
     return bool((_CONTROL_MULTILINE if multiline else _CONTROL).search(value))
 
 
-Name = Text(100, min_length=1)
-Token = Text(200, min_length=1)
+Name = Annotated[str, Text(100, min_length=1)]
+Token = Annotated[str, Text(200, min_length=1)]
 Email = Annotated[EmailStr, Field(max_length=254)]
 # The policy (10..128 characters, not a common password) is the service's; the schema
 # refuses what no account can have, before it is hashed.

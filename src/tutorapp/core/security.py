@@ -160,7 +160,7 @@ def _load_private_key(pem: str, kid: str) -> AsymmetricKey:
 
     private = load_pem_private_key(pem.encode(), password=None)
     algorithm = "ES256" if isinstance(private, ec.EllipticCurvePrivateKey) else "RS256"
-    return AsymmetricKey(kid, algorithm, private, private.public_key())  # type: ignore[union-attr]
+    return AsymmetricKey(kid, algorithm, private, private.public_key())
 
 
 def asymmetric_key(settings: Settings) -> AsymmetricKey | None:
@@ -176,7 +176,7 @@ def jwks(settings: Settings) -> dict[str, Any]:
     if key is None:
         return {"keys": []}
     algorithm = jwt.get_algorithm_by_name(key.algorithm)
-    jwk = algorithm.to_jwk(key.public, as_dict=True)  # type: ignore[attr-defined]
+    jwk = algorithm.to_jwk(key.public, as_dict=True)
     return {"keys": [jwk | {"kid": key.kid, "alg": key.algorithm, "use": "sig",
                             "key_ops": ["verify"]}]}
 

@@ -487,10 +487,10 @@ async def verify_factor(factor: uuid.UUID, request: Request, principal: CurrentP
 
 @router.get("/settings", dependencies=[PUBLIC])
 async def read_settings(settings: SettingsDep) -> dict[str, Any]:
-    external = {name: False for name in (
+    external = dict.fromkeys((
         "anonymous_users", "apple", "azure", "bitbucket", "discord", "facebook", "figma",
         "github", "gitlab", "google", "keycloak", "kakao", "linkedin", "notion", "phone",
-        "saml", "slack", "spotify", "twitch", "twitter", "workos", "zoom")}
+        "saml", "slack", "spotify", "twitch", "twitter", "workos", "zoom"), False)
     return {
         "external": external | {"email": True}, "disable_signup": False,
         "mailer_autoconfirm": not settings.email_confirmation_required,

@@ -19,7 +19,7 @@ async def list_runs(
     request: Request, principal: AdminPrincipal, session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     status: Annotated[str | None, Query(pattern="^[A-Za-z_]+$")] = None,
-    function: Annotated[Text(100) | None, Query()] = None,
+    function: Annotated[Annotated[str, Text(100)] | None, Query()] = None,
 ) -> dict[str, Any]:
     """Recent runs, newest first: status, attempts, last error, duration."""
     runs = await service.list_runs(limit=limit, status=status, function=function)

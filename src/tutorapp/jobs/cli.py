@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -12,17 +13,18 @@ from rich.table import Table
 from tutorapp.core.errors import AppError
 
 app = typer.Typer(help="Background job runs: list, show, retry, cancel.", no_args_is_help=True)
+T = TypeVar("T")
 console = Console()
 
 
-def _run(coroutine):  # noqa: ANN001, ANN202
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     from tutorapp.cli import load_settings
     from tutorapp.jobs.engine import load_functions, runtime
 
     load_functions()
     runtime.configure(load_settings())
 
-    async def main():  # noqa: ANN202
+    async def main() -> T:
         try:
             return await coroutine
         finally:

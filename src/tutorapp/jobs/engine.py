@@ -50,7 +50,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
-from tutorapp.core.db import Database, after_commit
+from tutorapp.core.db import Database, after_commit, rows_changed
 from tutorapp.core.time import utcnow
 
 log = logging.getLogger("tutorapp.jobs")
@@ -121,14 +121,19 @@ def function(
         raise ValueError(f"job function {name!r} is declared twice")
 
     def decorate(body: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        run: Callable[..., Awaitable[T]]
         if cron is not None:
 
-            async def run(scheduled_at: datetime, _context: Any = None) -> T:
+            async def scheduled(scheduled_at: datetime, _context: Any = None) -> T:
                 return await _counted(body, scheduled_at)
+
+            run = scheduled
         else:
 
-            async def run(*args: Any, **kwargs: Any) -> T:
+            async def called(*args: Any, **kwargs: Any) -> T:
                 return await _counted(body, *args, **kwargs)
+
+            run = called
 
         functools.update_wrapper(run, body)
         workflow = DBOS.workflow(name=name)(run)
@@ -201,13 +206,13 @@ async def step(
 
     options: StepOptions = {"name": name}
     if retry:
-        options.update(
-            retries_allowed=True,
-            max_attempts=max_attempts or settings.jobs_step_max_attempts,
-            interval_seconds=settings.jobs_step_retry_interval_seconds,
-            backoff_rate=2.0,
-            should_retry=_should_retry,
-        )
+        options.update({
+            "retries_allowed": True,
+            "max_attempts": max_attempts or settings.jobs_step_max_attempts,
+            "interval_seconds": settings.jobs_step_retry_interval_seconds,
+            "backoff_rate": 2.0,
+            "should_retry": _should_retry,
+        })
     return await DBOS.run_step_async(options, counted, *args)
 
 
@@ -433,7 +438,9 @@ def start_worker(settings: Settings, *, executor_id: str | None = None) -> str:
                 on_conflict="always_update",
             )
         DBOS.apply_schedules([
-            {"schedule_name": fn.name, "workflow_fn": fn.workflow, "schedule": fn.cron,
+            # A cron function's workflow is `scheduled(scheduled_at, context)` (see `function`).
+            {"schedule_name": fn.name, "workflow_fn": fn.workflow,  # type: ignore[typeddict-item]
+             "schedule": fn.cron,
              "queue_name": fn.name}
             for fn in FUNCTIONS.values() if fn.cron
         ])
@@ -529,7 +536,9 @@ async def enqueue(
         handle = await DBOS.enqueue_workflow_with_options_async(options, *args)
         return handle.get_workflow_id()
     # Elsewhere (a request, the CLI, inside a step) through the client: the same row.
-    client = runtime._client or await asyncio.to_thread(runtime.client)
+    client = runtime._client
+    if client is None:
+        client = await asyncio.to_thread(runtime.client)
     handle = await client.enqueue_async(options, *args)
     return handle.get_workflow_id()
 
@@ -554,8 +563,8 @@ def enqueue_after_commit(
 # --- events -------------------------------------------------------------------------
 
 
-def _insert(session: AsyncSession):  # noqa: ANN202 - dialect-specific Insert
-    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)
+def _insert(session: AsyncSession) -> Callable[[Any], postgresql.Insert | sqlite.Insert]:
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)
 
 
 async def emit(
@@ -572,7 +581,7 @@ async def emit(
         .on_conflict_do_nothing(index_elements=["name", "key"])
     )
     result = await session.execute(statement)
-    if result.rowcount == 0:
+    if rows_changed(result) == 0:
         return False
     engine = session.bind
 

@@ -35,7 +35,7 @@ from dbos import DBOSClient, WorkflowStatus
 from sqlalchemy import or_, select, update
 
 from tutorapp.config import Settings
-from tutorapp.core.db import Database
+from tutorapp.core.db import Database, rows_changed
 from tutorapp.core.time import utcnow
 from tutorapp.jobs.models import JobWorker
 
@@ -163,7 +163,7 @@ async def heartbeat(database: Database, executor_id: str) -> None:
             .where(JobWorker.executor_id == executor_id, JobWorker.recovered_by.is_(None))
             .values(heartbeat_at=utcnow())
         )
-    if result.rowcount == 0:
+    if rows_changed(result) == 0:
         log.error("worker %s lost its lease (another worker recovered its runs) and "
                   "registers again; raise TUTORAPP_JOBS_RECOVERY_LEASE_SECONDS", executor_id)
         await register(database, executor_id)
@@ -196,7 +196,7 @@ async def claim_expired(database: Database, executor_id: str, lease_seconds: flo
                        JobWorker.recovered_by.is_not_distinct_from(claimer))
                 .values(recovered_by=executor_id)
             )
-            if result.rowcount == 1:
+            if rows_changed(result) == 1:
                 claimed.append(candidate)
     return claimed
 

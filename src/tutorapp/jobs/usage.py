@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
+from tutorapp.core.db import rows_changed
 from tutorapp.core.time import utcnow
 from tutorapp.jobs.models import UsageCounter
 
@@ -24,10 +27,8 @@ def month(now: datetime) -> str:
     return now.strftime("%Y-%m")
 
 
-def _insert(session: AsyncSession):  # noqa: ANN202
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+def _insert(session: AsyncSession) -> Callable[[Any], postgresql.Insert | sqlite.Insert]:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 async def increment(session: AsyncSession, metric: str, period: str, amount: int = 1) -> None:
@@ -51,7 +52,7 @@ async def try_increment(
                UsageCounter.count + amount <= cap)
         .values(count=UsageCounter.count + amount, updated_at=utcnow())
     )
-    return result.rowcount == 1
+    return rows_changed(result) == 1
 
 
 async def get(session: AsyncSession, metric: str, period: str) -> int:

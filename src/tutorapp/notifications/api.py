@@ -67,7 +67,9 @@ async def resend_webhook(event: ResendEvent, session: SessionDep) -> dict[str, A
     message_id, payload = event
     if payload["type"] not in FEEDBACK_TYPES:
         return {"received": True, "handled": False}
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        data = {}
     _, new = await inbox.store(session, provider=RESEND, dedupe_key=message_id,
                                event_name=payload["type"], resource_type="email",
                                resource_id=str(data.get("email_id") or ""), payload=payload)

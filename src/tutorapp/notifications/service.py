@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
+from tutorapp.core.db import rows_changed
 from tutorapp.core.templating import TEMPLATES_DIR
 from tutorapp.core.time import utcnow
 from tutorapp.jobs import usage
@@ -129,14 +130,14 @@ async def suppress(
     """Add the address to the suppression list; False if it was there already."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     result = await session.execute(
         insert(EmailSuppression)
         .values(id=uuid.uuid4(), address=address.lower(), reason=reason,
                 source_event_id=source_event_id)
         .on_conflict_do_nothing(index_elements=["address"])
     )
-    return result.rowcount == 1
+    return rows_changed(result) == 1
 
 
 # --- delivery (called by the email.deliver function, one step each) --------------------
@@ -158,7 +159,7 @@ async def claim_for_delivery(
     checkpoint was lost in a crash) gets the same answer without a second count.
     """
     query = select(EmailMessage).where(EmailMessage.id == message_id)
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     message = await session.scalar(query)
     if message is None:
@@ -190,7 +191,8 @@ async def claim_for_delivery(
 
 
 def _send_claimed(settings: Settings, message: EmailMessage) -> dict[str, Any]:
-    assert message.claimed_at is not None
+    if message.claimed_at is None:
+        raise ValueError(f"email {message.id} is sent only once claimed")
     return {
         "outcome": "send",
         "day": usage.day(message.claimed_at),

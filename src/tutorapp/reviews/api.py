@@ -43,7 +43,7 @@ async def reply_to_review(review_id: uuid.UUID, body: schemas.ReplyIn, request: 
 async def list_reviews(
     tutor_id: uuid.UUID, request: Request, session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[Text(200) | None, Query()] = None,
+    cursor: Annotated[Annotated[str, Text(200)] | None, Query()] = None,
 ) -> schemas.ReviewPage:
     rows, next_cursor = await service.list_for_tutor(session, tutor_id, limit=limit, cursor=cursor)
     settings = request.app.state.settings

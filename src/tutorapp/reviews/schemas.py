@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,20 +15,20 @@ class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stars: int = Field(ge=1, le=5)
-    text: Text(5000, multiline=True) = ""
+    text: Annotated[str, Text(5000, multiline=True)] = ""
 
 
 class ReviewEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stars: int | None = Field(default=None, ge=1, le=5)
-    text: Text(5000, multiline=True) | None = None
+    text: Annotated[str, Text(5000, multiline=True)] | None = None
 
 
 class ReplyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: Text(5000, min_length=1, multiline=True)
+    text: Annotated[str, Text(5000, min_length=1, multiline=True)]
 
 
 class ReviewOut(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import orjson
@@ -90,6 +91,16 @@ async def reply(session: AsyncSession, review_id: uuid.UUID, tutor: User, text: 
     await record(session, "review.replied", subject_type="review", subject_id=review.id,
                  actor_id=tutor.id)
     return review
+
+
+async def reviewed_booking_ids(session: AsyncSession,
+                               booking_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these bookings have a review."""
+    wanted = list(booking_ids)
+    if not wanted:
+        return set()
+    return set(await session.scalars(
+        select(Review.booking_id).where(Review.booking_id.in_(wanted))))
 
 
 def _cursor(review: Review) -> str:

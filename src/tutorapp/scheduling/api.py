@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.deps import (
     PUBLIC,
@@ -42,7 +43,7 @@ def clock(request: Request) -> datetime:
     return getattr(request.app.state, "clock", utcnow)()
 
 
-async def present(session, booking: Booking) -> schemas.BookingOut:  # noqa: ANN001
+async def present(session: AsyncSession, booking: Booking) -> schemas.BookingOut:
     profile = await session.get(TutorProfile, booking.tutor_id)
     link = profile.meeting_link if profile and booking.status == BookingStatus.confirmed else None
     return schemas.BookingOut(
@@ -76,9 +77,9 @@ async def set_own_availability(body: schemas.AvailabilityIn, session: SessionDep
 @router.get("/tutors/{tutor_id}/slots")
 async def free_slots(
     tutor_id: uuid.UUID, request: Request, session: ReadSessionDep, viewer: OptionalPrincipal,
-    from_: Annotated[Text(40), Query(alias="from", description="a date or an ISO 8601 moment")],
-    to: Annotated[Text(40), Query(description="a date (inclusive) or an ISO 8601 moment")],
-    tz: Annotated[Text(64) | None, Query()] = None,
+    from_: Annotated[Annotated[str, Text(40)], Query(alias="from", description="a date or an ISO 8601 moment")],
+    to: Annotated[Annotated[str, Text(40)], Query(description="a date (inclusive) or an ISO 8601 moment")],
+    tz: Annotated[Annotated[str, Text(64)] | None, Query()] = None,
     length: Annotated[LessonMinutes | None, Query()] = None,
 ) -> schemas.SlotsOut:
     settings = settings_of(request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
@@ -135,10 +135,11 @@ def parse_bound(value: str, tz: ZoneInfo, field: str, *, end: bool) -> datetime:
             if not DAY_MIN <= day <= DAY_MAX:
                 raise InvalidInput(field, f"must be {DATE_RANGE}", location="query")
             day += timedelta(days=1 if end else 0)
-            instant = timeslots.resolve_wall_time(day, time(), tz)
-            if instant is None:  # midnight inside a DST gap: the day starts when the gap ends
-                instant = timeslots.resolve_wall_time(day, time(1), tz)
-            assert instant is not None
+            # Midnight inside a DST gap: the day starts when the gap ends (gaps last < 1 h).
+            instant = (timeslots.resolve_wall_time(day, time(), tz)
+                       or timeslots.resolve_wall_time(day, time(1), tz))
+            if instant is None:
+                raise InvalidInput(field, f"has no midnight in {tz.key}", location="query")
             return instant
         parsed = datetime.fromisoformat(value)
     except (ValueError, OverflowError):
@@ -147,7 +148,7 @@ def parse_bound(value: str, tz: ZoneInfo, field: str, *, end: bool) -> datetime:
     if parsed.tzinfo is None:
         raise InvalidInput(field, "a date-time needs an offset, e.g. +02:00 or Z", location="query")
     try:
-        return check_moment(parsed).astimezone(timeslots.UTC)
+        return check_moment(parsed).astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise InvalidInput(field, str(exc), location="query") from None
 

@@ -18,9 +18,10 @@ happens is retried once (`core.db.retrying`); a lock wait that runs out is a 503
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -130,7 +131,7 @@ async def book(session: AsyncSession, *, caller: User, tutor_id: uuid.UUID, star
     student = student or await resolve_student(session, caller, student_id)
     if student.id == profile.user_id:
         raise Forbidden("Tutors cannot book themselves.")
-    start = start.astimezone(timeslots.UTC)
+    start = start.astimezone(UTC)
     # A slot already taken is refused before queueing for the lock (most racers)...
     await check_slot(session, profile, start, length, settings=settings, now=now)
     # ...then decided again with this tutor's bookings decided one at a time.
@@ -195,11 +196,34 @@ async def list_for(session: AsyncSession, user: User, *, start: datetime | None 
     return list(await session.scalars(query))
 
 
+async def count_all(session: AsyncSession) -> int:
+    return await session.scalar(select(func.count()).select_from(Booking)) or 0
+
+
+async def latest(session: AsyncSession, *, limit: int, offset: int) -> list[Booking]:
+    """Every tutor's bookings, latest start first (for the admins)."""
+    return list(await session.scalars(
+        select(Booking).order_by(Booking.start_at.desc(), Booking.id).limit(limit).offset(offset)))
+
+
+async def of_series(session: AsyncSession, series_id: uuid.UUID) -> list[Booking]:
+    return list(await session.scalars(
+        select(Booking).where(Booking.series_id == series_id).order_by(Booking.start_at)))
+
+
+async def held_in_series(session: AsyncSession, series_id: uuid.UUID,
+                         student_id: uuid.UUID) -> int:
+    """How many lessons of the series still wait for the student's payment."""
+    return await session.scalar(select(func.count()).select_from(Booking).where(
+        Booking.series_id == series_id, Booking.student_id == student_id,
+        Booking.status == BookingStatus.held)) or 0
+
+
 # --- transitions --------------------------------------------------------------------
 
 
 async def _transition(session: AsyncSession, booking: Booking, to: BookingStatus, *,
-                      actor_id: uuid.UUID | None, **data: object) -> Booking:
+                      actor_id: uuid.UUID | None, **data: Any) -> Booking:
     before = booking.status
     booking.status = to
     booking.sequence += 1
@@ -310,9 +334,8 @@ async def reschedule(session: AsyncSession, booking_id: uuid.UUID, actor: User, 
     """Move a booking in place, atomically: one UPDATE takes the new interval and frees
     the old, so the lesson is never without a time nor holding two."""
     booking = await get_for(session, booking_id, actor)
-    profile = await session.get(TutorProfile, booking.tutor_id)
-    assert profile is not None
-    start = start.astimezone(timeslots.UTC)
+    profile = await session.get_one(TutorProfile, booking.tutor_id)
+    start = start.astimezone(UTC)
     # As in `book`: refuse a taken slot before queueing for the lock, then decide under it.
     await check_slot(session, profile, start, booking.length, settings=settings, now=now,
                      exclude=booking.id)
@@ -320,10 +343,9 @@ async def reschedule(session: AsyncSession, booking_id: uuid.UUID, actor: User, 
     booking = await get_for(session, booking_id, actor, lock=True)
     if booking.status not in OPEN_STATUSES:
         raise Conflict(f"A booking that is {booking.status} cannot be moved.")
-    if not _is_tutor(booking, actor) and actor.role != Role.admin:
-        if booking.status == BookingStatus.confirmed and not await cancellation_refunds(
-            session, booking, actor, now
-        ):
+    if (not _is_tutor(booking, actor) and actor.role != Role.admin
+            and booking.status == BookingStatus.confirmed
+            and not await cancellation_refunds(session, booking, actor, now)):
             raise Conflict("Too late to move this lesson: the free cancellation period is over.")
     await check_slot(session, profile, start, booking.length, settings=settings, now=now,
                      exclude=booking.id)

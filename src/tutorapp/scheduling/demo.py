@@ -24,7 +24,7 @@ from tutorapp.scheduling import availability, schemas
 from tutorapp.scheduling.models import Booking, BookingStatus
 from tutorapp.tutors import schemas as tutor_schemas
 from tutorapp.tutors import service as tutor_service
-from tutorapp.tutors.models import Language, Subject
+from tutorapp.tutors.models import Language, Level, Subject
 
 DEMO_PASSWORD = "demo-password-2026"
 DEMO_DOMAIN = "demo.example.com"  # .test addresses are refused by the API's email validation
@@ -129,7 +129,7 @@ async def seed_demo(session: AsyncSession, *, tutors: int, settings: Settings | 
                           f"{rng.randint(2, 25)} years.\n\n- tailored plans\n- homework help\n"
                           "- exam practice"),
             subjects=[tutor_schemas.TutorSubjectIn(subject_id=subjects[p].id,
-                                                   level=rng.choice(LEVELS)) for p in taught],
+                                                   level=Level(rng.choice(LEVELS))) for p in taught],
             languages=rng.sample(languages, k=rng.randint(1, 2)),
             time_zone=tz,
             meeting_link=f"https://meet.example.com/{first.lower()}-{n}",

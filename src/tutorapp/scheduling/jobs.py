@@ -92,7 +92,9 @@ async def _missing(reminders: list[dict[str, str]]) -> list[dict[str, str]]:
     """The reminders that have no run (whatever its state: a sent one is not resent)."""
     if not reminders:
         return []
-    client = runtime._client or await asyncio.to_thread(runtime.client)
+    client = runtime._client
+    if client is None:
+        client = await asyncio.to_thread(runtime.client)
     ids = {workflow_id(REMIND, r["key"]): r for r in reminders}
     found = await client.list_workflows_async(workflow_ids=list(ids), load_input=False,
                                               load_output=False)

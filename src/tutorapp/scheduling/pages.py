@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts import service as accounts
@@ -25,13 +24,11 @@ from tutorapp.core.fields import browse_day, check_moment
 from tutorapp.core.pages import FormProblem, form_failed, parse_form, render
 from tutorapp.reviews import schemas as review_schemas
 from tutorapp.reviews import service as reviews
-from tutorapp.reviews.models import Review
 from tutorapp.scheduling import availability, bookings, calendar, schemas, series, timeslots
 from tutorapp.scheduling.api import clock
 from tutorapp.scheduling.models import Booking, BookingStatus
 from tutorapp.site.pages import _slot_days, viewer_zone
 from tutorapp.tutors import service as tutors
-from tutorapp.tutors.models import TutorProfile
 
 router = APIRouter(include_in_schema=False)
 FormStr = Annotated[str, Form()]
@@ -49,12 +46,9 @@ async def describe(session: AsyncSession, rows: list[Booking]) -> list[dict[str,
     """Bookings with the names a page shows (one query per kind, not per row)."""
     tutor_ids = {b.tutor_id for b in rows}
     user_ids = {b.student_id for b in rows} | {b.tutor_user_id for b in rows}
-    profiles = {p.id: p for p in await session.scalars(
-        select(TutorProfile).where(TutorProfile.id.in_(tutor_ids)))} if tutor_ids else {}
-    users = {u.id: u for u in await session.scalars(
-        select(User).where(User.id.in_(user_ids)))} if user_ids else {}
-    reviewed = set(await session.scalars(
-        select(Review.booking_id).where(Review.booking_id.in_([b.id for b in rows])))) if rows else set()
+    profiles = await tutors.profiles_by_ids(session, tutor_ids)
+    users = await accounts.users_by_ids(session, user_ids)
+    reviewed = await reviews.reviewed_booking_ids(session, (b.id for b in rows))
     out = []
     for b in rows:
         profile = profiles.get(b.tutor_id)
@@ -69,16 +63,12 @@ async def describe(session: AsyncSession, rows: list[Booking]) -> list[dict[str,
 
 
 async def wallet_summary(session: AsyncSession, user: User, now: datetime) -> dict[str, Any]:
-    from tutorapp.billing import credits
-    from tutorapp.billing.models import Subscription, Wallet
+    from tutorapp.billing import credits, repository
 
-    wallet = await session.scalar(
-        select(Wallet).where(Wallet.owner_id == credits.wallet_owner_id(user)))
+    wallet = await repository.wallet_of(session, user)
     if wallet is None:
         return {"credits": 0, "subscriptions": []}
-    subs = list(await session.scalars(
-        select(Subscription).where(Subscription.wallet_id == wallet.id)
-        .order_by(Subscription.created_at.desc())))
+    subs = await repository.subscriptions_of(session, wallet.id, newest_first=True)
     return {"credits": await credits.available(session, wallet.id, now), "subscriptions": subs}
 
 
@@ -112,27 +102,14 @@ async def dashboard(request: Request, principal: CurrentPrincipal, session: Sess
 
 
 async def _earnings(session: AsyncSession, user: User) -> dict[str, Any]:
-    from tutorapp.billing import ledger
-    from tutorapp.billing.models import Earning
+    from tutorapp.billing import ledger, repository
 
     found = await ledger.balances(session, [ledger.tutor_pending(user.id),
                                             ledger.tutor_payable(user.id)])
     pending = [(-v, c) for (a, c), v in found.items() if a.startswith("tutor_pending") and v]
     payable = [(-v, c) for (a, c), v in found.items() if a.startswith("tutor_payable") and v]
-    rows = list(await session.scalars(
-        select(Earning).where(Earning.tutor_user_id == user.id)
-        .order_by(Earning.created_at.desc()).limit(20)))
-    from sqlalchemy import func
-
-    from tutorapp.billing.models import Payout
-
-    payouts = (await session.execute(
-        select(Payout.period, Payout.status, Payout.paid_at, Earning.currency,
-               func.sum(Earning.net_minor))
-        .join(Earning, Earning.payout_id == Payout.id)
-        .where(Earning.tutor_user_id == user.id)
-        .group_by(Payout.period, Payout.status, Payout.paid_at, Earning.currency)
-        .order_by(Payout.period.desc()).limit(12))).all()
+    rows = await repository.earnings_of(session, user.id, limit=20)
+    payouts = await repository.payout_totals_of(session, user.id, limit=12)
     return {"pending": pending, "payable": payable, "rows": rows, "payouts": payouts}
 
 
@@ -232,15 +209,11 @@ async def _booking_context(request: Request, session: AsyncSession, principal: A
         context["confirming"] = bool(request.query_params.get("paid"))
         context["series_held"] = 1
         if booking.series_id is not None:
-            context["series_held"] = await session.scalar(
-                select(func.count()).select_from(Booking).where(
-                    Booking.series_id == booking.series_id,
-                    Booking.student_id == booking.student_id,
-                    Booking.status == BookingStatus.held))
+            context["series_held"] = await bookings.held_in_series(
+                session, booking.series_id, booking.student_id)
     if booking.series_id is not None:
-        context["series_rows"] = await describe(session, list(await session.scalars(
-            select(Booking).where(Booking.series_id == booking.series_id)
-            .order_by(Booking.start_at))))
+        context["series_rows"] = await describe(
+            session, await bookings.of_series(session, booking.series_id))
     return context
 
 
@@ -288,7 +261,6 @@ async def start_checkout(request: Request, booking_id: uuid.UUID, principal: Stu
     except AppError as error:
         return await form_failed(session, request, "app/booking.html", error,
                                  **await _booking_context(request, session, principal, booking_id))
-    assert started.url
     return see_other(started.url)
 
 
@@ -373,7 +345,8 @@ async def calendar_page(request: Request, principal: CurrentPrincipal, session: 
     start = datetime.combine(start_day, datetime.min.time(), tz)
     rows = await describe(session, await bookings.list_for(
         session, principal.user, start=start, end=start + timedelta(days=7)))
-    days = [(start_day + timedelta(days=i), []) for i in range(7)]
+    days: list[tuple[date, list[dict[str, Any]]]] = [
+        (start_day + timedelta(days=i), []) for i in range(7)]
     for row in rows:
         if row["b"].status in (BookingStatus.cancelled, BookingStatus.expired):
             continue
@@ -464,12 +437,12 @@ async def availability_submit(request: Request, principal: TutorPrincipal,
             rules.append({"weekday": day, "start": start,
                           "end": "24:00" if end == "23:59" else end})
     for n in range(OVERRIDE_ROWS_MAX):
-        day = str(form.get(f"o{n}_date") or "").strip()
+        date_text = str(form.get(f"o{n}_date") or "").strip()
         start = str(form.get(f"o{n}_start") or "").strip()
         end = str(form.get(f"o{n}_end") or "").strip()
-        if not (day or start or end):
+        if not (date_text or start or end):
             continue
-        if not day:
+        if not date_text:
             problems.append(f"Date {n + 1}: give the date of these hours.")
             continue
         if bool(start) != bool(end):
@@ -477,7 +450,7 @@ async def availability_submit(request: Request, principal: TutorPrincipal,
                             "for a whole day off.")
             continue
         labels[f"overrides[{len(overrides)}]"] = f"Date {n + 1}"
-        item: dict[str, Any] = {"day": day, "kind": str(form.get(f"o{n}_kind") or "off")}
+        item: dict[str, Any] = {"day": date_text, "kind": str(form.get(f"o{n}_kind") or "off")}
         if start:
             item.update(start=start, end=end)
         overrides.append(item)

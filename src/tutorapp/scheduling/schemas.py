@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Literal
+from itertools import pairwise
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -67,7 +68,7 @@ class AvailabilityIn(Strict):
     def _rules_apart(cls, rules: list[RuleIn]) -> list[RuleIn]:
         """Ranges of one weekday must not overlap (a tutor meant something else)."""
         ranges = sorted((r.weekday, minutes(r.start), minutes(r.end)) for r in rules)
-        for (day, start, end), (next_day, next_start, next_end) in zip(ranges, ranges[1:]):
+        for (day, start, end), (next_day, next_start, next_end) in pairwise(ranges):
             if day == next_day and next_start < end:
                 raise ValueError(f"{WEEKDAY_NAMES[day]}: {hhmm(start)}-{hhmm(end)} and "
                                  f"{hhmm(next_start)}-{hhmm(next_end)} overlap")
@@ -85,7 +86,7 @@ class AvailabilityIn(Strict):
                 raise ValueError(f"{day.isoformat()}: a whole day off cannot have other hours")
             ranges = sorted((minutes(o.start), minutes(o.end)) for o in items
                             if o.start is not None and o.end is not None)
-            for (start, end), (next_start, next_end) in zip(ranges, ranges[1:]):
+            for (start, end), (next_start, next_end) in pairwise(ranges):
                 if next_start < end:
                     raise ValueError(f"{day.isoformat()}: {hhmm(start)}-{hhmm(end)} and "
                                      f"{hhmm(next_start)}-{hhmm(next_end)} overlap")
@@ -154,7 +155,7 @@ class SeriesOut(BaseModel):
 
 
 class CancelIn(Strict):
-    reason: Text(500, multiline=True) | None = None
+    reason: Annotated[str, Text(500, multiline=True)] | None = None
     scope: Literal["this", "following"] = "this"
 
 
@@ -163,7 +164,7 @@ class RescheduleIn(Strict):
 
 
 class NotesIn(Strict):
-    notes: Text(20_000, multiline=True)
+    notes: Annotated[str, Text(20_000, multiline=True)]
 
 
 class FeedOut(BaseModel):

@@ -171,8 +171,9 @@ def availability(
     day = first
     while day <= last:
         midnight = datetime.combine(day, time())
-        for a, b in _day_minutes(day, rules, overrides):
-            windows.append((midnight + timedelta(minutes=a), midnight + timedelta(minutes=b)))
+        for first_minute, end_minute in _day_minutes(day, rules, overrides):
+            windows.append((midnight + timedelta(minutes=first_minute),
+                            midnight + timedelta(minutes=end_minute)))
         day += timedelta(days=1)
     if not windows:
         return []

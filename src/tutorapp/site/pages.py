@@ -14,7 +14,6 @@ from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from sqlalchemy import select
 
 from tutorapp.accounts.deps import PUBLIC, OptionalPrincipal
 from tutorapp.core.db import ReadSessionDep
@@ -27,7 +26,7 @@ from tutorapp.scheduling import availability, timeslots
 from tutorapp.scheduling.api import clock
 from tutorapp.tutors import search
 from tutorapp.tutors import service as tutors
-from tutorapp.tutors.models import Level, ProfileStatus, TutorProfile
+from tutorapp.tutors.models import Level, TutorProfile
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,11 +51,7 @@ def is_htmx(request: Request) -> bool:
 @router.get("/", dependencies=[PUBLIC])
 async def landing(request: Request, session: ReadSessionDep) -> Response:
     settings = request.app.state.settings
-    featured = list(await session.scalars(
-        select(TutorProfile).where(TutorProfile.status == ProfileStatus.approved)
-        .order_by(TutorProfile.rating_avg.desc(), TutorProfile.rating_count.desc(),
-                  TutorProfile.id).limit(settings.featured_tutors)
-    ))
+    featured = await tutors.featured(session, limit=settings.featured_tutors)
     subjects_of = await tutors.subjects_of(session, [p.id for p in featured])
     top_subjects = [s for s in await tutors.list_subjects(session) if "/" not in s.path]
     return render(request, "site/landing.html", featured=featured, subjects_of=subjects_of,
@@ -69,12 +64,12 @@ async def landing(request: Request, session: ReadSessionDep) -> Response:
 @router.get("/tutors", dependencies=[PUBLIC])
 async def directory(
     request: Request, session: ReadSessionDep,
-    q: Annotated[Text(200) | None, Query()] = None,
-    subject: Annotated[Text(400) | None, Query()] = None,
-    level: Annotated[Text(20) | None, Query()] = None,
-    language: Annotated[Text(16) | None, Query()] = None,
-    sort: Annotated[Text(16), Query()] = "relevance",
-    cursor: Annotated[Text(400) | None, Query()] = None,
+    q: Annotated[Annotated[str, Text(200)] | None, Query()] = None,
+    subject: Annotated[Annotated[str, Text(400)] | None, Query()] = None,
+    level: Annotated[Annotated[str, Text(20)] | None, Query()] = None,
+    language: Annotated[Annotated[str, Text(16)] | None, Query()] = None,
+    sort: Annotated[Annotated[str, Text(16)], Query()] = "relevance",
+    cursor: Annotated[Annotated[str, Text(400)] | None, Query()] = None,
 ) -> Response:
     settings = request.app.state.settings
     filters = {"q": q or "", "subject": subject or "", "level": level or "",
@@ -84,7 +79,7 @@ async def directory(
     try:
         query = search.Query(
             q=q or None, subject=subject or None,
-            level=Level(level) if level in Level.__members__ else None,
+            level=Level(level) if level and level in Level.__members__ else None,
             language=language or None,
             sort=sort if sort in search.SORTS else "relevance", limit=12, cursor=cursor or None,
         )
@@ -93,7 +88,7 @@ async def directory(
     except AppError as exc:
         error = exc.detail
     languages = await tutors.list_languages(session)
-    context = {"page": page, "filters": filters, "error": error,
+    context: dict[str, Any] = {"page": page, "filters": filters, "error": error,
                "language_names": {lang.code: lang.name for lang in languages}}
     if is_htmx(request):
         return render(request, "site/_results.html", **context)
@@ -172,11 +167,7 @@ async def robots(request: Request) -> PlainTextResponse:
 @router.get("/sitemap.xml", dependencies=[PUBLIC])
 async def sitemap(request: Request, session: ReadSessionDep) -> Response:
     base = request.app.state.settings.public_url.rstrip("/")
-    rows = await session.execute(
-        select(TutorProfile.id, TutorProfile.updated_at)
-        .where(TutorProfile.status == ProfileStatus.approved).order_by(TutorProfile.id)
-        .limit(50_000 - 2)
-    )
+    rows = await tutors.public_profile_dates(session, limit=50_000 - 2)
     urls = [f"<url><loc>{escape(base)}/</loc></url>",
             f"<url><loc>{escape(base)}/tutors</loc></url>"]
     for profile_id, updated in rows:

@@ -59,7 +59,7 @@ async def create_language(body: schemas.LanguageIn, session: SessionDep,
 @router.get("/tutors/me")
 async def get_own_profile(session: SessionDep, tutor: TutorPrincipal) -> schemas.OwnProfileOut:
     profile = await service.own_profile(session, tutor.id)
-    return await service.present(session, profile, own=True)  # type: ignore[return-value]
+    return await service.present(session, profile, own=True)
 
 
 @router.put("/tutors/me")
@@ -67,13 +67,13 @@ async def save_own_profile(body: schemas.ProfileIn, request: Request, session: S
                            tutor: TutorPrincipal) -> schemas.OwnProfileOut:
     profile = await service.save_profile(session, tutor.user, body,
                                          settings=request.app.state.settings)
-    return await service.present(session, profile, own=True)  # type: ignore[return-value]
+    return await service.present(session, profile, own=True)
 
 
 @router.post("/tutors/me/submit")
 async def submit_own_profile(session: SessionDep, tutor: TutorPrincipal) -> schemas.OwnProfileOut:
     profile = await service.submit(session, tutor.user)
-    return await service.present(session, profile, own=True)  # type: ignore[return-value]
+    return await service.present(session, profile, own=True)
 
 
 # --- admin review -------------------------------------------------------------------
@@ -83,7 +83,7 @@ async def submit_own_profile(session: SessionDep, tutor: TutorPrincipal) -> sche
 async def list_profiles_for_review(session: SessionDep, admin: AdminPrincipal,
                                    status: ProfileStatus = ProfileStatus.submitted,
                                    ) -> list[schemas.OwnProfileOut]:
-    return [await service.present(session, p, own=True)  # type: ignore[misc]
+    return [await service.present(session, p, own=True)
             for p in await service.list_by_status(session, status)]
 
 
@@ -91,14 +91,14 @@ async def list_profiles_for_review(session: SessionDep, admin: AdminPrincipal,
 async def approve_profile(tutor_id: uuid.UUID, session: SessionDep,
                           admin: AdminPrincipal) -> schemas.OwnProfileOut:
     profile = await service.approve(session, tutor_id, admin_id=admin.id)
-    return await service.present(session, profile, own=True)  # type: ignore[return-value]
+    return await service.present(session, profile, own=True)
 
 
 @router.post("/admin/tutors/{tutor_id}/reject")
 async def reject_profile(tutor_id: uuid.UUID, body: schemas.RejectIn, session: SessionDep,
                          admin: AdminPrincipal) -> schemas.OwnProfileOut:
     profile = await service.reject(session, tutor_id, admin_id=admin.id, reason=body.reason)
-    return await service.present(session, profile, own=True)  # type: ignore[return-value]
+    return await service.present(session, profile, own=True)
 
 
 # --- public profile -------------------------------------------------------------------
@@ -118,18 +118,18 @@ async def get_profile(tutor_id: uuid.UUID, session: ReadSessionDep,
 @router.get("/tutors", dependencies=[PUBLIC])
 async def search_tutors(
     request: Request, session: ReadSessionDep,
-    q: Annotated[Text(200) | None, Query()] = None,
-    subject: Annotated[Text(400) | None, Query(description="id or path")] = None,
+    q: Annotated[Annotated[str, Text(200)] | None, Query()] = None,
+    subject: Annotated[Annotated[str, Text(400)] | None, Query(description="id or path")] = None,
     level: Level | None = None,
-    language: Annotated[Text(16) | None, Query()] = None,
+    language: Annotated[Annotated[str, Text(16)] | None, Query()] = None,
     min_rating: Annotated[float | None, Query(ge=0, le=5)] = None,
-    free_from: Annotated[Text(40) | None, Query(description="a date or an ISO 8601 moment")] = None,
-    free_to: Annotated[Text(40) | None, Query(description="a date or an ISO 8601 moment")] = None,
-    tz: Annotated[Text(64), Query()] = "UTC",
+    free_from: Annotated[Annotated[str, Text(40)] | None, Query(description="a date or an ISO 8601 moment")] = None,
+    free_to: Annotated[Annotated[str, Text(40)] | None, Query(description="a date or an ISO 8601 moment")] = None,
+    tz: Annotated[Annotated[str, Text(64)], Query()] = "UTC",
     length: Annotated[LessonMinutes | None, Query()] = None,
     sort: Annotated[Literal[search.SORTS] | None, Query()] = None,  # type: ignore[valid-type]
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[Text(400) | None, Query()] = None,
+    cursor: Annotated[Annotated[str, Text(400)] | None, Query()] = None,
 ) -> schemas.SearchPage:
     """Approved tutors; see docs/api-marketplace.md for the rules of each parameter."""
     from tutorapp.scheduling.api import clock

@@ -33,9 +33,9 @@ async def _editor_context(session: AsyncSession, principal: Any,
         values = {
             "display_name": shown.display_name if shown else principal.user.display_name,
             "headline": shown.headline if shown else "",
-            "bio_markdown": shown.bio_markdown if shown else "",  # type: ignore[union-attr]
+            "bio_markdown": shown.bio_markdown if shown else "",
             "time_zone": shown.time_zone if shown else principal.user.time_zone,
-            "meeting_link": (shown.meeting_link or "") if shown else "",  # type: ignore[union-attr]
+            "meeting_link": (shown.meeting_link or "") if shown else "",
             "lesson_lengths": shown.lesson_lengths if shown else [60],
             "requires_approval": shown.requires_approval if shown else False,
             "free_cancellation_hours": shown.free_cancellation_hours if shown else 24,
@@ -56,7 +56,7 @@ async def editor(request: Request, principal: TutorPrincipal, session: SessionDe
 
 def _values_from(form: Any) -> dict[str, Any]:
     subjects = {}
-    for key in form.keys():
+    for key in form:
         if key.startswith("subject_") and form.get(key):
             subjects[key.removeprefix("subject_")] = form.get(key)
     return {

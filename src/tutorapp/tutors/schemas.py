@@ -58,13 +58,13 @@ class TutorSubjectOut(BaseModel):
 
 class ProfileIn(Strict):
     display_name: Name | None = None
-    headline: Text(200) = ""
-    bio_markdown: Text(20_000, multiline=True) = ""
+    headline: Annotated[str, Text(200)] = ""
+    bio_markdown: Annotated[str, Text(20_000, multiline=True)] = ""
     subjects: list[TutorSubjectIn] = Field(default_factory=list, max_length=50)
     languages: list[LanguageCode] = Field(default_factory=list, max_length=20)
     time_zone: TimeZone
     meeting_link: HttpsUrl | None = None
-    photo_ref: Text(300) | None = None
+    photo_ref: Annotated[str, Text(300)] | None = None
     lesson_lengths: list[LessonLength] = Field(min_length=1, max_length=4)
     requires_approval: bool = False
     buffer_minutes: int | None = Field(default=None, ge=0, le=240)
@@ -113,7 +113,7 @@ class OwnProfileOut(ProfileOut):
 
 
 class RejectIn(Strict):
-    reason: Text(1000, min_length=1, multiline=True)
+    reason: Annotated[str, Text(1000, min_length=1, multiline=True)]
 
 
 class SearchItem(BaseModel):

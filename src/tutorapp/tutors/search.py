@@ -28,7 +28,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, and_, exists, func, literal_column, or_, select, text, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import load_only
 
@@ -106,7 +117,7 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
 def _rank_and_filter(stmt: Select, words: list[str], dialect: str) -> tuple[Select, Any]:
     if dialect == "postgresql":
         tsquery = func.to_tsquery("simple", " & ".join(f"{w}:*" for w in words))
-        vector = literal_column("tutor_profiles.search_vector")
+        vector: ColumnElement[Any] = literal_column("tutor_profiles.search_vector")
         return stmt.where(vector.op("@@")(tsquery)), func.ts_rank(vector, tsquery)
     fts = text(
         "SELECT rowid AS search_rowid, -bm25(tutor_search) AS rank FROM tutor_search "
@@ -171,7 +182,7 @@ async def search(session: AsyncSession, query: Query, *, settings: Settings, now
                                location="query")
         free_window = (lo, hi)
 
-    if sort == "soonest":
+    if sort == "soonest" and free_window is not None:  # always set for "soonest", above
         return await _soonest(session, stmt, query, settings=settings, now=now, window=free_window)
 
     key_column: Any
@@ -187,13 +198,13 @@ async def search(session: AsyncSession, query: Query, *, settings: Settings, now
 
     if query.cursor:
         stmt = stmt.where(after(*decode_cursor(query.cursor, sort)))
-    stmt = stmt.add_columns(key_column.label("sort_key")).order_by(
+    keyed = stmt.add_columns(key_column.label("sort_key")).order_by(
         *((key_column.desc(), TutorProfile.id.desc()) if descending
           else (key_column.asc(), TutorProfile.id.asc()))
     )
 
     if free_window is None:
-        rows = (await session.execute(stmt.limit(query.limit + 1))).all()
+        rows = (await session.execute(keyed.limit(query.limit + 1))).all()
         page = rows[: query.limit]
         next_cursor = (encode_cursor(sort, page[-1][1], page[-1][0].id)
                        if len(rows) > query.limit else None)
@@ -205,7 +216,7 @@ async def search(session: AsyncSession, query: Query, *, settings: Settings, now
     scanned = 0
     batch = max(query.limit, 50)
     while len(items) < query.limit:
-        rows = (await session.execute(stmt.limit(batch))).all()
+        rows = (await session.execute(keyed.limit(batch))).all()
         if not rows:
             exhausted = True
             break
@@ -224,7 +235,9 @@ async def search(session: AsyncSession, query: Query, *, settings: Settings, now
             break
         if scanned >= settings.search_free_time_scan_max:
             break
-        stmt = stmt.where(after(*last))
+        if last is None:  # rows was not empty, so the loop set it
+            break
+        keyed = keyed.where(after(*last))
     next_cursor = None
     if not exhausted and last is not None:
         next_cursor = encode_cursor(sort, last[0], last[1])
@@ -232,16 +245,15 @@ async def search(session: AsyncSession, query: Query, *, settings: Settings, now
 
 
 async def _soonest(session: AsyncSession, stmt: Select, query: Query, *, settings: Settings,
-                   now: datetime, window: tuple[datetime, datetime] | None) -> schemas.SearchPage:
+                   now: datetime, window: tuple[datetime, datetime]) -> schemas.SearchPage:
     """Soonest free slot first: computed for up to `search_free_time_scan_max` tutors (by
     rating), then sorted by (first slot, id) and paged by that key."""
-    assert window is not None
     stmt = stmt.order_by(TutorProfile.rating_avg.desc(), TutorProfile.id).limit(
         settings.search_free_time_scan_max)
     profiles = list(await session.scalars(stmt))
     firsts = await availability.first_slots(session, profiles, *window, settings=settings, now=now,
                                             length=query.length)
-    ranked = sorted(((firsts[p.id], p.id, p) for p in profiles if firsts[p.id] is not None),
+    ranked = sorted(((first, p.id, p) for p in profiles if (first := firsts[p.id]) is not None),
                     key=lambda t: (t[0], t[1]))
     if query.cursor:
         key, after_id = decode_cursor(query.cursor, "soonest")

@@ -8,12 +8,14 @@ to draft; editing an approved one keeps it public.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from functools import cache
+from typing import Literal, overload
 
 import nh3
 from markdown_it import MarkdownIt
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -173,8 +175,9 @@ async def save_profile(session: AsyncSession, user: User, data: schemas.ProfileI
             raise InvalidInput("languages", f"unknown language codes: {sorted(missing_codes)}")
     for row in await session.scalars(select(TutorSubject).where(TutorSubject.tutor_id == profile.id)):
         await session.delete(row)
-    for row in await session.scalars(select(TutorLanguage).where(TutorLanguage.tutor_id == profile.id)):
-        await session.delete(row)
+    for language_row in await session.scalars(
+            select(TutorLanguage).where(TutorLanguage.tutor_id == profile.id)):
+        await session.delete(language_row)
     await session.flush()
     for pair in {(s.subject_id, s.level) for s in data.subjects}:
         session.add(TutorSubject(tutor_id=profile.id, subject_id=pair[0], level=pair[1]))
@@ -257,6 +260,39 @@ async def list_by_status(session: AsyncSession, status: ProfileStatus) -> Sequen
     )).all()
 
 
+async def count_by_status(session: AsyncSession, status: ProfileStatus) -> int:
+    return await session.scalar(
+        select(func.count()).select_from(TutorProfile).where(TutorProfile.status == status)) or 0
+
+
+async def profiles_by_ids(session: AsyncSession,
+                          ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, TutorProfile]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {p.id: p for p in await session.scalars(
+        select(TutorProfile).where(TutorProfile.id.in_(wanted)))}
+
+
+async def featured(session: AsyncSession, *, limit: int) -> Sequence[TutorProfile]:
+    """The best-rated approved tutors, for the landing page."""
+    return (await session.scalars(
+        select(TutorProfile).where(TutorProfile.status == ProfileStatus.approved)
+        .order_by(TutorProfile.rating_avg.desc(), TutorProfile.rating_count.desc(),
+                  TutorProfile.id).limit(limit)
+    )).all()
+
+
+async def public_profile_dates(session: AsyncSession, *,
+                               limit: int) -> Sequence[tuple[uuid.UUID, datetime | None]]:
+    """(id, last change) of each approved profile, for the sitemap."""
+    rows = await session.execute(
+        select(TutorProfile.id, TutorProfile.updated_at)
+        .where(TutorProfile.status == ProfileStatus.approved).order_by(TutorProfile.id)
+        .limit(limit))
+    return [(profile_id, updated) for profile_id, updated in rows]
+
+
 async def apply_rating(session: AsyncSession, tutor_id: uuid.UUID, *, add_stars: int,
                        add_count: int) -> None:
     """Adjust the rating in one UPDATE, so concurrent reviews never lose one."""
@@ -310,10 +346,20 @@ async def languages_of(session: AsyncSession, tutor_ids: Sequence[uuid.UUID]) ->
     return out
 
 
+@overload
+async def present(session: AsyncSession, profile: TutorProfile, *,
+                  own: Literal[True]) -> schemas.OwnProfileOut: ...
+
+
+@overload
+async def present(session: AsyncSession, profile: TutorProfile, *,
+                  own: bool = False) -> schemas.ProfileOut: ...
+
+
 async def present(session: AsyncSession, profile: TutorProfile, *, own: bool = False) -> schemas.ProfileOut:
     subjects = (await subjects_of(session, [profile.id]))[profile.id]
     languages = (await languages_of(session, [profile.id]))[profile.id]
-    base = dict(
+    public = schemas.ProfileOut(
         id=profile.id, display_name=profile.display_name, headline=profile.headline,
         bio_html=profile.bio_html, subjects=subjects, languages=languages,
         time_zone=profile.time_zone, photo_ref=profile.photo_ref,
@@ -323,9 +369,9 @@ async def present(session: AsyncSession, profile: TutorProfile, *, own: bool = F
         free_cancellation_hours=profile.free_cancellation_hours,
     )
     if not own:
-        return schemas.ProfileOut(**base)
+        return public
     return schemas.OwnProfileOut(
-        **base, bio_markdown=profile.bio_markdown, meeting_link=profile.meeting_link,
+        **dict(public), bio_markdown=profile.bio_markdown, meeting_link=profile.meeting_link,
         status=profile.status, rejection_reason=profile.rejection_reason,
         submitted_at=profile.submitted_at, reviewed_at=profile.reviewed_at,
         buffer_minutes=profile.buffer_minutes, min_notice_minutes=profile.min_notice_minutes,

@@ -34,7 +34,7 @@ def event_out(event: InboxEvent) -> InboxEventOut:
     return InboxEventOut(
         id=event.id, provider=event.provider, event_name=event.event_name,
         resource=f"{event.resource_type}/{event.resource_id}",
-        status=event.status.value,  # type: ignore[arg-type]
+        status=event.status.value,
         attempts=event.attempts, next_attempt_at=event.next_attempt_at,
         last_error=event.last_error, outcome=event.outcome, received_at=event.created_at,
     )

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
+from tutorapp.core.db import rows_changed
 from tutorapp.core.errors import Conflict, NotFound
 from tutorapp.core.fields import storable, storable_json
 from tutorapp.core.time import utcnow
@@ -81,7 +82,7 @@ async def store(session: AsyncSession, *, provider: str, dedupe_key: str, event_
                 ) -> tuple[uuid.UUID, bool]:
     """Insert the event unless we have it: (its id, whether it is new). A new event
     is started after commit (and by the sweep if that start is lost)."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     event_id, now = uuid.uuid4(), utcnow()
     key = _clip(dedupe_key, 300)
     result = await session.execute(
@@ -93,14 +94,13 @@ async def store(session: AsyncSession, *, provider: str, dedupe_key: str, event_
             created_at=now, updated_at=now,
         ).on_conflict_do_nothing(index_elements=["provider", "dedupe_key"])
     )
-    if result.rowcount == 1:
+    if rows_changed(result) == 1:
         from tutorapp.jobs.engine import enqueue_after_commit
 
         enqueue_after_commit(session, PROCESS, str(event_id), key=f"{event_id}:0")
         return event_id, True
-    existing = await session.scalar(select(InboxEvent.id).where(
-        InboxEvent.provider == provider, InboxEvent.dedupe_key == key))
-    assert existing is not None
+    existing = (await session.scalars(select(InboxEvent.id).where(
+        InboxEvent.provider == provider, InboxEvent.dedupe_key == key))).one()
     return existing, False
 
 
@@ -131,7 +131,7 @@ async def process(session: AsyncSession, settings: Settings, event_id: uuid.UUID
         return await _dead(session, event, f"unprocessable: {exc}", now)
     except Deferred as exc:
         outcome, error = "deferred", f"deferred: {exc}"
-    except Exception as exc:  # noqa: BLE001 - any failure is one attempt, retried later
+    except Exception as exc:  # any failure is one attempt, retried later
         log.exception("webhook %s (%s %s) attempt %s failed", event.id, event.provider,
                       event.event_name, event.attempts)
         outcome, error = "failed", f"{type(exc).__name__}: {exc}"
@@ -200,7 +200,7 @@ async def due(session: AsyncSession, *, now: datetime | None = None, limit: int 
         .order_by(InboxEvent.created_at, InboxEvent.id).limit(limit)
     )
     minute = int(now.timestamp()) // 60
-    return [(event_id, f"{event_id}:{attempts}" if at > now - OVERDUE
+    return [(event_id, f"{event_id}:{attempts}" if at is not None and at > now - OVERDUE
              else f"{event_id}:{attempts}:overdue:{minute}")
             for event_id, attempts, at in rows.all()]
 

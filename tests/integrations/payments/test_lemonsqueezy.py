@@ -22,7 +22,7 @@ API = "https://api.lemonsqueezy.com/v1"
 CHECKOUT_ID = "5e8b546c-c561-4a2c-a586-40c18bb2a195"
 
 
-def ls_settings():  # noqa: ANN201
+def ls_settings():
     return make_settings("sqlite:///:memory:", payments_provider="lemonsqueezy",
                          lemonsqueezy_api_key="test-api-key", lemonsqueezy_store_id="4321",
                          lemonsqueezy_webhook_secret="whsec-0123456789")
@@ -131,7 +131,7 @@ async def test_cancel_resume_and_read_a_subscription() -> None:
     httpx.ConnectError("refused"),
     httpx.ReadTimeout("slow"),
 ])
-async def test_rate_limits_server_errors_and_network_failures_are_retryable(answer) -> None:  # noqa: ANN001
+async def test_rate_limits_server_errors_and_network_failures_are_retryable(answer) -> None:
     if isinstance(answer, Exception):
         respx.delete(f"{API}/subscriptions/1").mock(side_effect=answer)
     else:

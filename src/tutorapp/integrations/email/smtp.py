@@ -41,15 +41,18 @@ class SMTPProvider:
     name = "smtp"
 
     def __init__(self, settings: Settings) -> None:
+        if not settings.smtp_host:  # the settings refuse smtp without a host
+            raise ValueError("TUTORAPP_SMTP_HOST must be set to send through SMTP")
         self.settings = settings
+        self.host = settings.smtp_host
 
     async def send(self, email: OutgoingEmail) -> str:
         s = self.settings
-        message = build_message(email, domain=s.smtp_host)
+        message = build_message(email, domain=self.host)
         try:
             await aiosmtplib.send(
                 message,
-                hostname=s.smtp_host,
+                hostname=self.host,
                 port=s.smtp_port,
                 username=s.smtp_username,
                 password=s.smtp_password,

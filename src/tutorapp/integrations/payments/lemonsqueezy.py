@@ -25,7 +25,9 @@ class LemonSqueezyProvider:
 
     def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
                  ) -> None:
-        assert settings.lemonsqueezy_api_key and settings.lemonsqueezy_store_id
+        if not (settings.lemonsqueezy_api_key and settings.lemonsqueezy_store_id):
+            raise ValueError("Lemon Squeezy needs TUTORAPP_LEMONSQUEEZY_API_KEY and "
+                             "TUTORAPP_LEMONSQUEEZY_STORE_ID")
         self.store_id = settings.lemonsqueezy_store_id
         self._client_args: dict[str, Any] = {
             "base_url": settings.lemonsqueezy_api_url.rstrip("/") + "/",

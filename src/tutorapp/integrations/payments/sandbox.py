@@ -215,7 +215,7 @@ class SandboxProvider:
         }
         self._send("subscription_created", "subscriptions", subscription, custom)
         await self._invoice(subscription, plan, "initial", "subscription_payment_success", now)
-        return events + ["subscription_created", "subscription_payment_success"]
+        return [*events, "subscription_created", "subscription_payment_success"]
 
     async def renew(self, subscription_id: str) -> None:
         """The next period is charged: a renewal invoice and the moved renewal date."""
