@@ -15,7 +15,8 @@ from tests.waiting import wait_until
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
 from tutorapp.jobs import engine, usage
-from tutorapp.jobs.engine import PermanentFailure, emit, enqueue, function, step
+from tutorapp.core.errors import PermanentFailure
+from tutorapp.jobs.engine import emit, enqueue, function, step
 from tutorapp.jobs.models import JobEvent
 
 calls: list[tuple[str, Any]] = []

@@ -152,7 +152,7 @@ async def send_verification(
         db, user, TokenPurpose.verify_email, timedelta(hours=settings.email_verification_ttl_hours)
     )
     await enqueue_email(
-        db, to=user.email, template="auth/verify_email", user_id=user.id,
+        db, to=user.email, template="auth/verify_email", user_id=user.id, locale=user.locale,
         context={"name": user.display_name, "link": link(settings, link_path, token),
                  "hours": settings.email_verification_ttl_hours},
     )
@@ -203,6 +203,7 @@ async def verify_email_token(db: AsyncSession, settings: Settings, token: str) -
                            actor_id=user.id, old=old, new=row.new_email)
         if old:
             await enqueue_email(db, to=old, template="auth/email_changed", user_id=user.id,
+                                locale=user.locale,
                                 context={"name": user.display_name, "new_email": row.new_email})
         return user
     if user.email_verified_at is None:
@@ -210,6 +211,7 @@ async def verify_email_token(db: AsyncSession, settings: Settings, token: str) -
         await audit.record(db, "user.email_verified", subject_type="user", subject_id=user.id,
                            actor_id=user.id)
         await enqueue_email(db, to=user.email or "", template="auth/welcome", user_id=user.id,
+                            locale=user.locale,
                             context={"name": user.display_name,
                                      "link": settings.public_url.rstrip("/") + "/app"})
     return user
@@ -228,7 +230,7 @@ async def request_email_change(
         timedelta(hours=settings.email_verification_ttl_hours), new_email=new_email,
     )
     await enqueue_email(
-        db, to=new_email, template="auth/confirm_email_change", user_id=user.id,
+        db, to=new_email, template="auth/confirm_email_change", user_id=user.id, locale=user.locale,
         context={"name": user.display_name, "link": link(settings, "/auth/verify", token),
                  "hours": settings.email_verification_ttl_hours},
     )

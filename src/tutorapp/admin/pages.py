@@ -24,7 +24,7 @@ from tutorapp.core.errors import AppError, InvalidInput
 from tutorapp.core.pages import form_failed, parse_form, render
 from tutorapp.scheduling import bookings
 from tutorapp.scheduling import schemas as scheduling_schemas
-from tutorapp.scheduling.api import clock
+from tutorapp.core.deps import clock
 from tutorapp.scheduling.models import Booking
 from tutorapp.scheduling.pages import describe
 from tutorapp.tutors import schemas as tutor_schemas

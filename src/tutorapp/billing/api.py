@@ -33,9 +33,8 @@ from tutorapp.billing import (
 )
 from tutorapp.billing.models import CreditLot, Earning, Subscription, Wallet
 from tutorapp.core.db import SessionDep
-from tutorapp.core.deps import SettingsDep, settings_of
+from tutorapp.core.deps import SettingsDep, clock, settings_of
 from tutorapp.core.errors import AppError, NotFound, Unauthorized
-from tutorapp.core.time import utcnow
 from tutorapp.integrations.payments import get_provider
 from tutorapp.integrations.payments.base import (
     PaymentsError,
@@ -58,11 +57,6 @@ class ProviderRefused(AppError):
     status, type, title = 409, "/problems/payments-refused", "Payments provider refused"
 
 
-
-
-def clock(request: Request) -> datetime:
-    """Now; tests pin it with `app.state.clock`."""
-    return getattr(request.app.state, "clock", utcnow)()
 
 
 def provider_for(request: Request, session: Any) -> PaymentsProvider:

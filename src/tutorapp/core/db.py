@@ -236,6 +236,15 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
+def insert_for(session: AsyncSession, table: Any) -> Any:
+    """`INSERT` for the session's dialect, with `on_conflict_do_nothing` /
+    `on_conflict_do_update` (PostgreSQL and SQLite spell them alike)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
 def get_database(request: Request) -> Database:
     return request.app.state.database
 

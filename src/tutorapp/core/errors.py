@@ -23,6 +23,11 @@ PROBLEM_JSON = "application/problem+json"
 API_PREFIXES = ("/api/", "/webhooks/", "/health/")
 
 
+class PermanentFailure(Exception):
+    """Raised by an outbound call (a job step) when retrying cannot help: a vendor's
+    4xx, a refused address. Job steps stop retrying on it."""
+
+
 class AppError(Exception):
     """Base of expected failures: carries its HTTP status and problem type."""
 

@@ -46,11 +46,11 @@ from typing import Any, TypeVar
 
 from dbos import DBOS, DBOSClient, DBOSConfig, EnqueueOptions, StepOptions
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
-from tutorapp.core.db import Database, after_commit
+from tutorapp.core.db import Database, after_commit, insert_for
+from tutorapp.core.errors import PermanentFailure
 from tutorapp.core.time import utcnow
 
 log = logging.getLogger("tutorapp.jobs")
@@ -58,10 +58,6 @@ log = logging.getLogger("tutorapp.jobs")
 T = TypeVar("T")
 APP_NAME = "tutorapp"
 CLIENT_POOL_SIZE = 2  # connections of a process's enqueue-only DBOSClient
-
-
-class PermanentFailure(Exception):
-    """Raised by a step when retrying cannot help (a vendor's 4xx, a refused address)."""
 
 
 @dataclass(frozen=True)
@@ -554,10 +550,6 @@ def enqueue_after_commit(
 # --- events -------------------------------------------------------------------------
 
 
-def _insert(session: AsyncSession):  # noqa: ANN202 - dialect-specific Insert
-    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)
-
-
 async def emit(
     session: AsyncSession, name: str, payload: dict[str, Any], *, event_id: str
 ) -> bool:
@@ -567,7 +559,7 @@ async def emit(
     from tutorapp.jobs.models import JobEvent
 
     statement = (
-        _insert(session)(JobEvent)
+        insert_for(session, JobEvent)
         .values(id=uuid.uuid4(), name=name, key=event_id, payload=payload)
         .on_conflict_do_nothing(index_elements=["name", "key"])
     )

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
+from tutorapp.core.db import insert_for
 from tutorapp.core.time import utcnow
 from tutorapp.jobs.models import UsageCounter
 
@@ -24,14 +25,8 @@ def month(now: datetime) -> str:
     return now.strftime("%Y-%m")
 
 
-def _insert(session: AsyncSession):  # noqa: ANN202
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-
-
 async def increment(session: AsyncSession, metric: str, period: str, amount: int = 1) -> None:
-    insert = _insert(session)(UsageCounter).values(metric=metric, period=period, count=amount)
+    insert = insert_for(session, UsageCounter).values(metric=metric, period=period, count=amount)
     await session.execute(insert.on_conflict_do_update(
         index_elements=["metric", "period"],
         set_={"count": UsageCounter.count + amount, "updated_at": utcnow()},
@@ -43,7 +38,7 @@ async def try_increment(
 ) -> bool:
     """Add `amount` unless that passes `cap`; True when added (atomic: a conditional
     UPDATE, so concurrent senders never overshoot the cap)."""
-    insert = _insert(session)(UsageCounter).values(metric=metric, period=period, count=0)
+    insert = insert_for(session, UsageCounter).values(metric=metric, period=period, count=0)
     await session.execute(insert.on_conflict_do_nothing(index_elements=["metric", "period"]))
     result = await session.execute(
         update(UsageCounter)

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
+from tutorapp.core.db import insert_for
 from tutorapp.core.templating import TEMPLATES_DIR
 from tutorapp.core.time import utcnow
 from tutorapp.jobs import usage
@@ -92,13 +93,9 @@ async def enqueue_email(
 ) -> EmailMessage:
     """Store the email with the caller's transaction; it is delivered after commit.
 
-    `locale` picks the subject's language (default: the user's locale, else English).
+    `locale` (the recipient's) picks the subject's language (default English).
     `send_after` holds it until then.
     """
-    if locale is None and user_id is not None:
-        from tutorapp.accounts.models import User
-
-        locale = await session.scalar(select(User.locale).where(User.id == user_id))
     subject, html, text = render_email(template, context, locale or DEFAULT_LOCALE)
     message = EmailMessage(
         to_address=to.lower(), subject=subject, html=html, text=text, template=template,
@@ -127,11 +124,8 @@ async def suppress(
     source_event_id: str | None = None,
 ) -> bool:
     """Add the address to the suppression list; False if it was there already."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     result = await session.execute(
-        insert(EmailSuppression)
+        insert_for(session, EmailSuppression)
         .values(id=uuid.uuid4(), address=address.lower(), reason=reason,
                 source_event_id=source_event_id)
         .on_conflict_do_nothing(index_elements=["address"])

@@ -11,7 +11,7 @@ from tutorapp.accounts.deps import PUBLIC, StudentOrParent, TutorPrincipal
 from tutorapp.core.db import ReadSessionDep, SessionDep
 from tutorapp.core.fields import Text
 from tutorapp.reviews import schemas, service
-from tutorapp.scheduling.api import clock
+from tutorapp.core.deps import clock
 
 router = APIRouter(prefix="/api/v1", tags=["reviews"])
 

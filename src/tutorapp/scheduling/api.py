@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, status
@@ -17,10 +17,10 @@ from tutorapp.accounts.deps import (
     TutorPrincipal,
 )
 from tutorapp.core.db import ReadSessionDep, SessionDep
-from tutorapp.core.deps import settings_of
+from tutorapp.core.deps import clock, settings_of
 from tutorapp.core.errors import InvalidInput
 from tutorapp.core.fields import LessonMinutes, Moment, Text
-from tutorapp.core.time import utcnow
+from tutorapp.core import zones
 from tutorapp.scheduling import (
     availability,
     bookings,
@@ -28,18 +28,12 @@ from tutorapp.scheduling import (
     idempotency,
     schemas,
     series,
-    timeslots,
 )
 from tutorapp.scheduling.models import Booking, BookingStatus
 from tutorapp.tutors import service as tutors
 from tutorapp.tutors.models import TutorProfile
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
-
-
-def clock(request: Request) -> datetime:
-    """Now; tests pin it with `app.state.clock`."""
-    return getattr(request.app.state, "clock", utcnow)()
 
 
 async def present(session, booking: Booking) -> schemas.BookingOut:  # noqa: ANN001
@@ -84,7 +78,7 @@ async def free_slots(
     settings = settings_of(request)
     zone_name = tz or (viewer.user.time_zone if viewer else "UTC")
     try:
-        zone = timeslots.zone(zone_name)
+        zone = zones.zone(zone_name)
     except ValueError:
         raise InvalidInput("tz", "not an IANA time zone, e.g. Europe/London", location="query") from None
     start = availability.parse_bound(from_, zone, "from", end=False)

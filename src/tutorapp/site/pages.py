@@ -23,8 +23,9 @@ from tutorapp.core.fields import Text, browse_day
 from tutorapp.core.pages import render
 from tutorapp.core.templating import STATIC_DIR
 from tutorapp.reviews import service as reviews
-from tutorapp.scheduling import availability, timeslots
-from tutorapp.scheduling.api import clock
+from tutorapp.scheduling import availability
+from tutorapp.core.deps import clock
+from tutorapp.core import zones
 from tutorapp.tutors import search
 from tutorapp.tutors import service as tutors
 from tutorapp.tutors.models import Level, ProfileStatus, TutorProfile
@@ -37,7 +38,7 @@ SLOT_DAYS = 7
 def viewer_zone(principal: Any, tz: str | None) -> str:
     """The zone slot times are shown in: the query's, else the user's, else UTC."""
     for candidate in (tz, principal.user.time_zone if principal else None):
-        if candidate and timeslots.is_valid_zone(candidate):
+        if candidate and zones.is_valid_zone(candidate):
             return candidate
     return "UTC"
 
@@ -104,7 +105,7 @@ async def directory(
 
 async def _slot_days(request: Request, session: ReadSessionDep, profile: TutorProfile,
                      zone: str, start_day: date, length: int) -> list[tuple[date, list[datetime]]]:
-    tz = timeslots.zone(zone)
+    tz = zones.zone(zone)
     start = datetime.combine(start_day, time(), tz)
     end = start + timedelta(days=SLOT_DAYS)
     starts = await availability.slots(session, profile, start, end, length=length,
@@ -120,7 +121,7 @@ async def _slot_context(request: Request, session: ReadSessionDep, profile: Tuto
                         principal: Any, tz: str | None, week: str | None,
                         length: int | None) -> dict[str, Any]:
     zone = viewer_zone(principal, tz)
-    today = datetime.now(timeslots.zone(zone)).date()
+    today = datetime.now(zones.zone(zone)).date()
     start_day = max(browse_day(week, today), today)
     lengths = sorted(profile.lesson_lengths)
     chosen = length if length in lengths else lengths[0]

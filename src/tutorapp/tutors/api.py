@@ -11,6 +11,7 @@ from tutorapp.accounts.deps import PUBLIC, AdminPrincipal, OptionalPrincipal, Tu
 from tutorapp.core.db import ReadSessionDep, SessionDep
 from tutorapp.core.errors import InvalidInput
 from tutorapp.core.fields import LessonMinutes, Text
+from tutorapp.core import zones
 from tutorapp.scheduling import timeslots
 from tutorapp.scheduling.availability import parse_bound
 from tutorapp.tutors import schemas, search, service
@@ -132,11 +133,11 @@ async def search_tutors(
     cursor: Annotated[Text(400) | None, Query()] = None,
 ) -> schemas.SearchPage:
     """Approved tutors; see docs/api-marketplace.md for the rules of each parameter."""
-    from tutorapp.scheduling.api import clock
+    from tutorapp.core.deps import clock
 
     settings = request.app.state.settings
     try:
-        zone = timeslots.zone(tz)
+        zone = zones.zone(tz)
     except ValueError:
         raise InvalidInput("tz", "not an IANA time zone", location="query") from None
     query = search.Query(

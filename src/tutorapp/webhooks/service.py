@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
+from tutorapp.core.db import insert_for
 from tutorapp.core.errors import Conflict, NotFound
 from tutorapp.core.fields import storable, storable_json
 from tutorapp.core.time import utcnow
@@ -81,11 +81,10 @@ async def store(session: AsyncSession, *, provider: str, dedupe_key: str, event_
                 ) -> tuple[uuid.UUID, bool]:
     """Insert the event unless we have it: (its id, whether it is new). A new event
     is started after commit (and by the sweep if that start is lost)."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     event_id, now = uuid.uuid4(), utcnow()
     key = _clip(dedupe_key, 300)
     result = await session.execute(
-        insert(InboxEvent).values(
+        insert_for(session, InboxEvent).values(
             id=event_id, provider=provider, dedupe_key=key, event_name=_clip(event_name, 64),
             resource_type=_clip(resource_type, 40), resource_id=_clip(resource_id, 64),
             payload=storable_json(payload), status=InboxStatus.pending, attempts=0,
