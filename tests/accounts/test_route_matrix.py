@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 
 from tests.factories import make_user
 from tutorapp.accounts import sessions
-from tutorapp.accounts.deps import Access
+from tutorapp.auth.deps import Access
 from tutorapp.accounts.models import Role, User
 from tutorapp.core.db import Database
 from tutorapp.core.pages import FORM_COOKIE

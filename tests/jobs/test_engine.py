@@ -14,7 +14,8 @@ from tests.jobs.conftest import Worker
 from tests.waiting import wait_until
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
-from tutorapp.jobs import engine, usage
+from tutorapp.jobs import engine
+from tutorapp.metering import service as usage
 from tutorapp.core.errors import PermanentFailure
 from tutorapp.jobs.engine import emit, enqueue, function, step
 from tutorapp.jobs.models import JobEvent

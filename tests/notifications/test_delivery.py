@@ -15,7 +15,7 @@ from tests.jobs.conftest import Worker
 from tutorapp.accounts.models import Role, User
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
-from tutorapp.jobs import usage
+from tutorapp.metering import service as usage
 from tutorapp.jobs.engine import enqueue
 from tutorapp.notifications import service
 from tutorapp.notifications.models import (

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from tutorapp.accounts import mfa, service, sessions
-from tutorapp.accounts.deps import (
+from tutorapp.auth.deps import (
     PUBLIC,
     AdminPrincipal,
     CurrentPrincipal,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts import mfa, schemas, service, sessions
 from tutorapp.accounts.api import client_of
-from tutorapp.accounts.deps import (
+from tutorapp.auth.deps import (
     PUBLIC,
     CurrentPrincipal,
     CurrentPrincipalAAL1,

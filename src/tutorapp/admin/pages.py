@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from tutorapp.accounts import service as accounts
 from tutorapp.accounts.api import client_of
-from tutorapp.accounts.deps import AdminPrincipal
+from tutorapp.auth.deps import AdminPrincipal
 from tutorapp.accounts.models import Role, User
 from tutorapp.core.audit import AuditEvent, record
 from tutorapp.core.db import SessionDep

@@ -13,7 +13,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 
-from tutorapp.accounts.deps import (
+from tutorapp.auth.deps import (
     PUBLIC,
     AdminPrincipal,
     StudentOrParent,

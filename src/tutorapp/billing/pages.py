@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from typing import Any
 
-from tutorapp.accounts.deps import CurrentPrincipal, Principal
+from tutorapp.auth.deps import CurrentPrincipal, Principal
 from tutorapp.billing import plans
 from tutorapp.billing.api import calling, provider_for
 from tutorapp.core.db import SessionDep

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from tutorapp.accounts.deps import (
+from tutorapp.auth.deps import (
     InvalidAccessToken,
     MFAEnrolmentRequired,
     MFARequired,

@@ -52,6 +52,7 @@ from tutorapp.config import Settings
 from tutorapp.core.db import Database, after_commit, insert_for
 from tutorapp.core.errors import PermanentFailure
 from tutorapp.core.time import utcnow
+from tutorapp.metering import service as usage
 
 log = logging.getLogger("tutorapp.jobs")
 
@@ -155,9 +156,8 @@ async def _counted(body: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any)
 
 async def _meter(steps: int) -> None:
     try:
-        from tutorapp.jobs import usage
-
-        await usage.add_steps(steps)
+        async with runtime.database().unit_of_work() as session:
+            await usage.add_steps(session, steps)
     except Exception:  # metering must never fail a job
         log.exception("could not record job step usage")
 

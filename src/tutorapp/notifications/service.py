@@ -22,7 +22,7 @@ from tutorapp.config import Settings
 from tutorapp.core.db import insert_for
 from tutorapp.core.templating import TEMPLATES_DIR
 from tutorapp.core.time import utcnow
-from tutorapp.jobs import usage
+from tutorapp.metering import service as usage
 from tutorapp.jobs.engine import enqueue_after_commit
 from tutorapp.notifications.models import (
     EmailMessage,

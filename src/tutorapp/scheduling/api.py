@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 
-from tutorapp.accounts.deps import (
+from tutorapp.auth.deps import (
     PUBLIC,
     CurrentPrincipal,
     OptionalPrincipal,

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts import service as accounts
-from tutorapp.accounts.deps import CurrentPrincipal, StudentOrParent, TutorPrincipal
+from tutorapp.auth.deps import CurrentPrincipal, StudentOrParent, TutorPrincipal
 from tutorapp.accounts.models import Role, User
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError, InvalidInput, NotFound, safe_next

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
-from tutorapp.accounts.deps import PUBLIC, OptionalPrincipal
+from tutorapp.auth.deps import PUBLIC, OptionalPrincipal
 from tutorapp.core.db import ReadSessionDep
 from tutorapp.core.errors import AppError
 from tutorapp.core.fields import Text, browse_day

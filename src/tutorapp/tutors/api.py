@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
 
-from tutorapp.accounts.deps import PUBLIC, AdminPrincipal, OptionalPrincipal, TutorPrincipal
+from tutorapp.auth.deps import PUBLIC, AdminPrincipal, OptionalPrincipal, TutorPrincipal
 from tutorapp.core.db import ReadSessionDep, SessionDep
 from tutorapp.core.errors import InvalidInput
 from tutorapp.core.fields import LessonMinutes, Text

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from tutorapp.accounts.models import AuthSession, Role, User
 from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
+from tutorapp.core.deps import settings_of
 from tutorapp.core.errors import AppError, CSRFFailed, Forbidden, Unauthorized
 from tutorapp.core.security import TokenError, csrf_token, decode_access_token, token_hash
 from tutorapp.core.time import utcnow
@@ -90,16 +91,12 @@ class Viewer:
                    session_id=principal.session.id, via=principal.via)
 
 
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
 def _bearer(request: Request) -> str | None:
     """The bearer token naming a user. Supabase clients send their API key as the
     bearer while signed out: that key names no user, so the caller is anonymous."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials:
-        settings = _settings(request)
+        settings = settings_of(request)
         token = credentials.strip()
         if token in (settings.supabase_anon_key, settings.supabase_service_key):
             return None
@@ -109,7 +106,7 @@ def _bearer(request: Request) -> str | None:
 
 async def _from_bearer(request: Request, db: SessionDep, token: str) -> Principal:
     try:
-        claims = decode_access_token(_settings(request), token)
+        claims = decode_access_token(settings_of(request), token)
     except TokenError as exc:
         raise InvalidAccessToken(f"Invalid access token: {exc}.",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
@@ -123,7 +120,7 @@ async def _from_bearer(request: Request, db: SessionDep, token: str) -> Principa
 
 
 async def _from_cookie(request: Request, db: SessionDep, token: str) -> Principal | None:
-    settings = _settings(request)
+    settings = settings_of(request)
     auth_session = await db.scalar(
         select(AuthSession).where(AuthSession.cookie_token_hash == token_hash(token))
     )
@@ -169,7 +166,7 @@ async def resolve_principal(request: Request, db: SessionDep) -> Principal | Non
     principal: Principal | None = None
     if token := _bearer(request):
         principal = await _from_bearer(request, db, token)
-    elif cookie := request.cookies.get(_settings(request).session_cookie_name):
+    elif cookie := request.cookies.get(settings_of(request).session_cookie_name):
         principal = await _from_cookie(request, db, cookie)
     request.state.principal = principal
     request.state.viewer = Viewer.of(principal) if principal else None

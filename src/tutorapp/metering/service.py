@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tutorapp.config import Settings
 from tutorapp.core.db import insert_for
 from tutorapp.core.time import utcnow
-from tutorapp.jobs.models import UsageCounter
+from tutorapp.metering.models import UsageCounter
 
 EMAILS_SENT = "email.sent"
 JOB_STEPS = "jobs.steps"
@@ -58,11 +58,8 @@ async def get(session: AsyncSession, metric: str, period: str) -> int:
     return int(value or 0)
 
 
-async def add_steps(amount: int) -> None:
-    from tutorapp.jobs.engine import runtime
-
-    async with runtime.database().unit_of_work() as session:
-        await increment(session, JOB_STEPS, month(utcnow()), amount)
+async def add_steps(session: AsyncSession, amount: int) -> None:
+    await increment(session, JOB_STEPS, month(utcnow()), amount)
 
 
 async def report(session: AsyncSession, settings: Settings, now: datetime | None = None
