@@ -16,7 +16,7 @@ PeriodOption = Annotated[str, typer.Option("--period", help="the month, e.g. 202
 
 
 def _with_session(work):  # noqa: ANN001, ANN202 - async (session) -> result
-    from tutorapp.cli import load_settings
+    from tutorapp.core.cli import load_settings
     from tutorapp.core.db import Database
 
     settings = load_settings()

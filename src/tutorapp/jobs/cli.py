@@ -16,7 +16,7 @@ console = Console()
 
 
 def _run(coroutine):  # noqa: ANN001, ANN202
-    from tutorapp.cli import load_settings
+    from tutorapp.core.cli import load_settings
     from tutorapp.jobs.engine import load_functions, runtime
 
     load_functions()
