@@ -390,7 +390,7 @@ async def test_the_sweep_settles_what_a_lost_event_left_behind(
         app, client: httpx.AsyncClient, db: Database, market: Market, monkeypatch) -> None:  # noqa: ANN001
     """A tutor cancels, but the settling job never ran: the minute sweep returns the
     credit; it also releases due earnings and expires credits past their date."""
-    from tutorapp.jobs.engine import runtime
+    from tutorapp.jobs.runtime import runtime
 
     parent, child = await family(app, client, db)
     await subscribe_in_sandbox(client, db, parent)

@@ -323,7 +323,7 @@ async def test_each_engine_names_itself_and_is_sized_by_settings(dialect: str, d
     finally:
         await web.dispose()
         await worker.dispose()
-    from tutorapp.jobs.engine import dbos_config
+    from tutorapp.jobs.runtime import dbos_config
 
     config = dbos_config(settings, "x")
     assert config["sys_db_pool_size"] == 4

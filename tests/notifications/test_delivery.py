@@ -16,7 +16,7 @@ from tutorapp.accounts.models import Role, User
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
 from tutorapp.metering import service as usage
-from tutorapp.jobs.engine import enqueue
+from tutorapp.jobs.queue import enqueue
 from tutorapp.notifications import service
 from tutorapp.notifications.models import (
     EmailMessage,

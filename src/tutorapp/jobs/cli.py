@@ -17,7 +17,8 @@ console = Console()
 
 def _run(coroutine):  # noqa: ANN001, ANN202
     from tutorapp.core.cli import load_settings
-    from tutorapp.jobs.engine import load_functions, runtime
+    from tutorapp.jobs.registry import load_functions
+    from tutorapp.jobs.runtime import runtime
 
     load_functions()
     runtime.configure(load_settings())

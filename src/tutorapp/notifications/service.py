@@ -23,7 +23,7 @@ from tutorapp.core.db import insert_for
 from tutorapp.core.templating import TEMPLATES_DIR
 from tutorapp.core.time import utcnow
 from tutorapp.metering import service as usage
-from tutorapp.jobs.engine import enqueue_after_commit
+from tutorapp.jobs.queue import enqueue_after_commit
 from tutorapp.notifications.models import (
     EmailMessage,
     EmailStatus,

@@ -1,7 +1,7 @@
 """Domain events of scheduling (`booking.confirmed`, `booking.cancelled`, ...).
 
 `emit` records the event in the caller's transaction with the jobs engine
-(`tutorapp.jobs.engine.emit`: functions subscribed to the event start after commit,
+(`tutorapp.jobs.queue.emit`: functions subscribed to the event start after commit,
 once per (name, key)), and runs the in-process handlers registered with `on_event`
 after commit. Nothing runs on rollback. The key is `<booking id>:<sequence>`, so a
 retried transition is one event. Handlers receive (event name, booking id, data)
@@ -35,10 +35,10 @@ def recorded(session: AsyncSession) -> list[tuple[str, uuid.UUID, dict[str, Any]
 
 async def emit(session: AsyncSession, name: str, booking_id: uuid.UUID, *, sequence: int,
                **data: Any) -> None:
-    from tutorapp.jobs import engine as jobs
+    from tutorapp.jobs import queue
 
     recorded(session).append((name, booking_id, data))
-    await jobs.emit(session, name, {"booking_id": str(booking_id), **data},
+    await queue.emit(session, name, {"booking_id": str(booking_id), **data},
                     event_id=f"{booking_id}:{sequence}")
     for handler in list(_handlers):
         async def deliver(handler: Handler = handler) -> None:

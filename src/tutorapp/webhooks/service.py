@@ -93,7 +93,7 @@ async def store(session: AsyncSession, *, provider: str, dedupe_key: str, event_
         ).on_conflict_do_nothing(index_elements=["provider", "dedupe_key"])
     )
     if result.rowcount == 1:
-        from tutorapp.jobs.engine import enqueue_after_commit
+        from tutorapp.jobs.queue import enqueue_after_commit
 
         enqueue_after_commit(session, PROCESS, str(event_id), key=f"{event_id}:0")
         return event_id, True
@@ -145,7 +145,7 @@ async def process(session: AsyncSession, settings: Settings, event_id: uuid.UUID
         return await _dead(session, event, error, now)
     event.next_attempt_at = now + backoff(event.attempts)
     await session.flush()
-    from tutorapp.jobs.engine import enqueue_after_commit
+    from tutorapp.jobs.queue import enqueue_after_commit
 
     enqueue_after_commit(session, PROCESS, str(event.id), key=run_key(event),
                          at=event.next_attempt_at)
@@ -163,7 +163,7 @@ async def wake(session: AsyncSession, *, provider: str, resource_type: str) -> i
                                  InboxEvent.last_error.like("deferred:%"),
                                  InboxEvent.next_attempt_at > now)
         .with_for_update(skip_locked=True)))
-    from tutorapp.jobs.engine import enqueue_after_commit
+    from tutorapp.jobs.queue import enqueue_after_commit
 
     for event in waiting:
         event.next_attempt_at = now
@@ -216,7 +216,7 @@ async def retry(session: AsyncSession, event_id: uuid.UUID, *, actor_id: uuid.UU
     await session.flush()
     await record(session, "webhook.retried", subject_type="webhook_event", subject_id=event.id,
                  actor_id=actor_id, before=before, last_error=event.last_error)
-    from tutorapp.jobs.engine import enqueue_after_commit
+    from tutorapp.jobs.queue import enqueue_after_commit
 
     # a key of its own: the earlier runs of attempt 0 are done
     enqueue_after_commit(session, PROCESS, str(event.id), key=f"{event.id}:retry:{uuid.uuid4()}")
