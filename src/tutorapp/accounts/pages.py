@@ -305,7 +305,7 @@ async def revoke_submit(session_id: uuid.UUID, principal: CurrentPrincipal,
     return RedirectResponse("/app/account/security", status_code=303)
 
 
-# --- the web app's home (the dashboard itself is scheduling.pages) ----------------------
+# --- the web app's home (the dashboard itself is site.app_pages) ----------------------
 
 
 @router.post("/app/verify/resend")

@@ -26,7 +26,7 @@ from tutorapp.scheduling import bookings
 from tutorapp.scheduling import schemas as scheduling_schemas
 from tutorapp.core.deps import clock
 from tutorapp.scheduling.models import Booking
-from tutorapp.scheduling.pages import describe
+from tutorapp.site.app_pages import describe
 from tutorapp.tutors import schemas as tutor_schemas
 from tutorapp.tutors import service as tutors
 from tutorapp.tutors.models import ProfileStatus, TutorProfile

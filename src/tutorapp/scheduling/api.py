@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import JSONResponse, Response
@@ -27,13 +27,18 @@ from tutorapp.scheduling import (
     calendar,
     idempotency,
     schemas,
+    search,
     series,
 )
+from tutorapp.scheduling.availability import parse_bound
 from tutorapp.scheduling.models import Booking, BookingStatus
+from tutorapp.tutors import schemas as tutor_schemas
 from tutorapp.tutors import service as tutors
-from tutorapp.tutors.models import TutorProfile
+from tutorapp.tutors.models import Level, TutorProfile
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
+# Tutor search filters by free time, so it lives here; listed with the catalogue.
+search_router = APIRouter(prefix="/api/v1", tags=["catalogue & tutors"])
 
 
 async def present(session, booking: Booking) -> schemas.BookingOut:  # noqa: ANN001
@@ -230,3 +235,39 @@ async def calendar_feed(token: str, request: Request,
     body = await calendar.feed_ics(session, token, settings=settings_of(request), now=clock(request))
     return Response(body, media_type="text/calendar; charset=utf-8",
                     headers={"Cache-Control": "private, max-age=300"})
+
+
+# --- search -----------------------------------------------------------------------
+
+
+@search_router.get("/tutors", dependencies=[PUBLIC])
+async def search_tutors(
+    request: Request, session: ReadSessionDep,
+    q: Annotated[Text(200) | None, Query()] = None,
+    subject: Annotated[Text(400) | None, Query(description="id or path")] = None,
+    level: Level | None = None,
+    language: Annotated[Text(16) | None, Query()] = None,
+    min_rating: Annotated[float | None, Query(ge=0, le=5)] = None,
+    free_from: Annotated[Text(40) | None, Query(description="a date or an ISO 8601 moment")] = None,
+    free_to: Annotated[Text(40) | None, Query(description="a date or an ISO 8601 moment")] = None,
+    tz: Annotated[Text(64), Query()] = "UTC",
+    length: Annotated[LessonMinutes | None, Query()] = None,
+    sort: Annotated[Literal[search.SORTS] | None, Query()] = None,  # type: ignore[valid-type]
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[Text(400) | None, Query()] = None,
+) -> tutor_schemas.SearchPage:
+    """Approved tutors; see docs/api-marketplace.md for the rules of each parameter."""
+    settings = request.app.state.settings
+    try:
+        zone = zones.zone(tz)
+    except ValueError:
+        raise InvalidInput("tz", "not an IANA time zone", location="query") from None
+    query = search.Query(
+        q=q, subject=subject, level=level, language=language, min_rating=min_rating,
+        free_from=None if free_from is None else parse_bound(free_from, zone, "free_from", end=False),
+        free_to=None if free_to is None else parse_bound(free_to, zone, "free_to", end=True),
+        length=length, sort=sort or "relevance", limit=min(limit, settings.search_page_size_max),
+        cursor=cursor,
+    )
+    return await search.search(session, query, settings=settings, now=clock(request),
+                               dialect=request.app.state.database.dialect)

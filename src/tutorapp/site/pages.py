@@ -26,7 +26,7 @@ from tutorapp.reviews import service as reviews
 from tutorapp.scheduling import availability
 from tutorapp.core.deps import clock
 from tutorapp.core import zones
-from tutorapp.tutors import search
+from tutorapp.scheduling import search
 from tutorapp.tutors import service as tutors
 from tutorapp.tutors.models import Level, ProfileStatus, TutorProfile
 
@@ -103,7 +103,7 @@ async def directory(
                   levels=[level.value for level in Level], sorts=search.SORTS, **context)
 
 
-async def _slot_days(request: Request, session: ReadSessionDep, profile: TutorProfile,
+async def slot_days(request: Request, session: ReadSessionDep, profile: TutorProfile,
                      zone: str, start_day: date, length: int) -> list[tuple[date, list[datetime]]]:
     tz = zones.zone(zone)
     start = datetime.combine(start_day, time(), tz)
@@ -127,7 +127,7 @@ async def _slot_context(request: Request, session: ReadSessionDep, profile: Tuto
     chosen = length if length in lengths else lengths[0]
     return {
         "profile": profile, "zone": zone, "length": chosen, "lengths": lengths,
-        "days": await _slot_days(request, session, profile, zone, start_day, chosen),
+        "days": await slot_days(request, session, profile, zone, start_day, chosen),
         "week": start_day, "prev_week": (start_day - timedelta(days=SLOT_DAYS)
                                          if start_day > today else None),
         "next_week": start_day + timedelta(days=SLOT_DAYS),

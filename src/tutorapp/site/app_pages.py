@@ -30,7 +30,7 @@ from tutorapp.scheduling import availability, bookings, calendar, schemas, serie
 from tutorapp.core.deps import clock
 from tutorapp.core import zones
 from tutorapp.scheduling.models import Booking, BookingStatus
-from tutorapp.site.pages import _slot_days, viewer_zone
+from tutorapp.site.pages import slot_days, viewer_zone
 from tutorapp.tutors import service as tutors
 from tutorapp.tutors.models import TutorProfile
 
@@ -326,7 +326,7 @@ async def reschedule_page(request: Request, booking_id: uuid.UUID, principal: Cu
     zone = principal.user.time_zone
     today = datetime.now(zones.zone(zone)).date()
     start_day = max(browse_day(week, today), today)
-    context["days"] = await _slot_days(request, session, profile, zone, start_day,
+    context["days"] = await slot_days(request, session, profile, zone, start_day,
                                        context["b"].length)
     context["next_week"] = start_day + timedelta(days=7)
     return render(request, "app/reschedule.html", **context)
