@@ -30,7 +30,7 @@ from tutorapp.core import audit
 from tutorapp.core.errors import AppError, Conflict, InvalidInput, NotFound
 from tutorapp.core.security import hash_password_async, new_token, password_problem, token_hash
 from tutorapp.core.time import utcnow
-from tutorapp.notifications.models import EmailMessage
+from tutorapp.notifications import service as notifications
 from tutorapp.notifications.service import enqueue_email
 
 _LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
@@ -371,7 +371,7 @@ async def export(db: AsyncSession, user: User) -> dict[str, Any]:
     """Everything we hold about the user, secrets excluded."""
     children = await children_of(db, user)
     sessions = await db.scalars(select(AuthSession).where(AuthSession.user_id == user.id))
-    emails = await db.scalars(select(EmailMessage).where(EmailMessage.user_id == user.id))
+    emails = await notifications.messages_of(db, user.id)
     events = await db.scalars(
         select(audit.AuditEvent).where(
             (audit.AuditEvent.actor_id == user.id)
@@ -411,17 +411,7 @@ async def delete_account(db: AsyncSession, user: User, *, ip: str | None) -> Non
         person.totp_enabled_at = None
         person.totp_last_step = None
         person.deleted_at = now
-    from tutorapp.notifications.models import EmailStatus
-
-    await db.execute(
-        update(EmailMessage)
-        .where(EmailMessage.user_id == user.id, EmailMessage.status == EmailStatus.queued)
-        .values(status=EmailStatus.suppressed)
-    )
-    await db.execute(
-        update(EmailMessage).where(EmailMessage.user_id == user.id)
-        .values(to_address="deleted@invalid", html="", text="")
-    )
+    await notifications.forget_user(db, user.id)
     await db.execute(
         update(RefreshToken).where(RefreshToken.session_id.in_(
             select(AuthSession.id).where(AuthSession.user_id == user.id)

@@ -15,15 +15,15 @@ from functools import cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
 from tutorapp.core.db import insert_for
 from tutorapp.core.templating import TEMPLATES_DIR
 from tutorapp.core.time import utcnow
-from tutorapp.metering import service as usage
 from tutorapp.jobs.queue import enqueue_after_commit
+from tutorapp.metering import service as usage
 from tutorapp.notifications.models import (
     EmailMessage,
     EmailStatus,
@@ -249,3 +249,25 @@ async def recent_messages(session: AsyncSession, *, limit: int = 100) -> list[Em
     return list((await session.scalars(
         select(EmailMessage).order_by(EmailMessage.created_at.desc()).limit(limit)
     )).all())
+
+
+# --- privacy (called by accounts) ----------------------------------------------------
+
+
+async def messages_of(session: AsyncSession, user_id: uuid.UUID) -> list[EmailMessage]:
+    """The user's emails, for their privacy export."""
+    return list(await session.scalars(select(EmailMessage).where(EmailMessage.user_id == user_id)))
+
+
+async def forget_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """A deleted account's emails: those not sent yet never go out, and none keeps
+    the address or the body."""
+    await session.execute(
+        update(EmailMessage)
+        .where(EmailMessage.user_id == user_id, EmailMessage.status == EmailStatus.queued)
+        .values(status=EmailStatus.suppressed)
+    )
+    await session.execute(
+        update(EmailMessage).where(EmailMessage.user_id == user_id)
+        .values(to_address="deleted@invalid", html="", text="")
+    )
