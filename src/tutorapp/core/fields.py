@@ -56,10 +56,6 @@ def Text(max_length: int, *, min_length: int = 0, multiline: bool = False,  # no
     ]
 
 
-def has_control_characters(value: str, *, multiline: bool = False) -> bool:
-    return bool((_CONTROL_MULTILINE if multiline else _CONTROL).search(value))
-
-
 Name = Text(100, min_length=1)
 Token = Text(200, min_length=1)
 Email = Annotated[EmailStr, Field(max_length=254)]

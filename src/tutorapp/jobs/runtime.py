@@ -165,11 +165,6 @@ def system_database_engine(settings: Settings) -> Any | None:
     return engine
 
 
-def dispose_system_database_engines() -> None:
-    while _sqlite_engines:
-        _sqlite_engines.popitem()[1].dispose()
-
-
 def default_executor_id(settings: Settings) -> str:
     if settings.jobs_executor_id:
         return settings.jobs_executor_id

@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
@@ -236,13 +236,6 @@ async def due_messages(session: AsyncSession, *, older_than: timedelta, limit: i
                EmailMessage.created_at < now - older_than)
         .order_by(EmailMessage.created_at).limit(limit)
     )).all())
-
-
-async def count_by_status(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(
-        select(EmailMessage.status, func.count()).group_by(EmailMessage.status)
-    )
-    return {str(status): n for status, n in rows.all()}
 
 
 async def recent_messages(session: AsyncSession, *, limit: int = 100) -> list[EmailMessage]:
