@@ -21,7 +21,7 @@ def _run(coroutine):  # noqa: ANN001, ANN202
     from tutorapp.jobs.runtime import runtime
 
     load_functions()
-    runtime.configure(load_settings())
+    runtime.configure(load_settings(), role="cli")
 
     async def main():  # noqa: ANN202
         try:

@@ -52,7 +52,9 @@ class Runtime:
     settings: Settings = field(default_factory=lambda: Settings())
     launched: bool = False
     executor_id: str | None = None
+    role: str = "web"  # the process, in PostgreSQL's application_name: web, worker, cli
     _client: DBOSClient | None = None
+    _client_engine: Any | None = None
     _client_url: str | None = None
     _databases: dict[int, tuple[asyncio.AbstractEventLoop, Database, asyncio.Task[None]]] = (
         field(default_factory=dict)
@@ -61,13 +63,13 @@ class Runtime:
     _lease_stop: threading.Event | None = None
     _lease_thread: threading.Thread | None = None
 
-    def configure(self, settings: Settings) -> None:
+    def configure(self, settings: Settings, *, role: str | None = None) -> None:
         """Use these settings to enqueue (every process calls this at start)."""
         with self._lock:
             if self._client is not None and self._client_url != settings.jobs_system_database_url:
-                self._client.destroy()
-                self._client = None
+                self._destroy_client()
             self.settings = settings
+            self.role = role or self.role
 
     def client(self) -> DBOSClient:
         with self._lock:
@@ -75,6 +77,8 @@ class Runtime:
                 url = self.settings.jobs_system_database_url
                 ensure_system_database(self.settings)
                 engine = system_database_engine(self.settings)
+                if engine is None:
+                    engine = self._client_engine = client_engine(self.settings, self.role)
                 self._client = DBOSClient(
                     system_database_url=None if engine is not None else url,
                     system_database_engine=engine,
@@ -101,9 +105,15 @@ class Runtime:
 
     def close(self) -> None:
         with self._lock:
-            if self._client is not None:
-                self._client.destroy()
-                self._client = None
+            self._destroy_client()
+
+    def _destroy_client(self) -> None:
+        if self._client is not None:
+            self._client.destroy()
+            self._client = None
+        if self._client_engine is not None:  # DBOS leaves an engine it was given
+            self._client_engine.dispose()
+            self._client_engine = None
 
 
 async def _dispose_when_cancelled(database: Database) -> None:
@@ -163,6 +173,22 @@ def system_database_engine(settings: Settings) -> Any | None:
 
         _sqlite_engines[url] = engine
     return engine
+
+
+def client_engine(settings: Settings, role: str) -> Any:
+    """The enqueue-only client's engine on PostgreSQL: DBOS's own would connect as
+    `dbos_transact_client`; this one names the process (`tutorapp-web`, `-worker`,
+    `-cli`) like every other engine, with DBOS's client pool and idle-in-transaction
+    timeout."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(settings.jobs_system_database_url).set(drivername="postgresql+psycopg")
+    return sa.create_engine(url, pool_size=CLIENT_POOL_SIZE, max_overflow=0, pool_timeout=30,
+                            pool_pre_ping=True, connect_args={
+                                "application_name": f"tutorapp-{role}",
+                                "connect_timeout": max(1, round(settings.database_connect_timeout)),
+                                "options": "-c idle_in_transaction_session_timeout=60000",
+                            })
 
 
 def default_executor_id(settings: Settings) -> str:

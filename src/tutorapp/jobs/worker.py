@@ -203,6 +203,7 @@ def run_forever(settings: Settings, *, executor_id: str | None = None,
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    runtime.configure(settings, role="worker")
     executor = start_worker(settings, executor_id=executor_id)
     print(f"tutorapp worker {executor} (pid {os.getpid()}) running "
           f"{len(FUNCTIONS)} functions", flush=True)
