@@ -1,9 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from tutorapp.config import Settings, async_database_url
-
 from tests.conftest import LIVE_VENDORS
+from tutorapp.config import Settings, async_database_url
 
 SAFE_PROD = {
     **LIVE_VENDORS,

@@ -57,12 +57,12 @@ def environment(database_url: str) -> dict[str, str]:
 
 
 async def enqueue_all(scenario: str, count: int) -> float:
+    import bench.jobs.functions  # noqa: F401
+
     from tutorapp.config import Settings
     from tutorapp.core.db import Database
     from tutorapp.jobs.engine import enqueue, load_functions, runtime
     from tutorapp.notifications.service import enqueue_email
-
-    import bench.jobs.functions  # noqa: F401
 
     settings = Settings()
     load_functions()

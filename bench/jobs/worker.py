@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import bench.jobs.functions  # noqa: F401 - registers bench.noop
+
 from tutorapp.config import Settings
 from tutorapp.core.logging import configure_logging
 from tutorapp.jobs.worker import run_forever

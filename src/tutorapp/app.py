@@ -40,8 +40,8 @@ from tutorapp.ops import api as ops_api
 from tutorapp.ops import pages as ops_pages
 from tutorapp.reviews import api as reviews_api
 from tutorapp.scheduling import api as scheduling_api
-from tutorapp.scheduling import pages as scheduling_pages
 from tutorapp.site import api as site_api
+from tutorapp.site import app_pages
 from tutorapp.site import pages as site_pages
 from tutorapp.tutors import api as tutors_api
 from tutorapp.tutors import pages as tutors_pages
@@ -79,9 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_password_hashing(settings.password_hash_threads)
 
     routers = [
-        ops_api.health, ops_api.router, tutors_api.router, scheduling_api.router,
+        ops_api.health, ops_api.router, tutors_api.router, scheduling_api.search_router,
+        scheduling_api.router,
         reviews_api.router, *accounts_api.routers, ops_pages.router, site_api.router,
-        site_pages.router, scheduling_pages.router, tutors_pages.router, admin_pages.router,
+        site_pages.router, app_pages.router, tutors_pages.router, admin_pages.router,
         *billing_api.routers, notifications_api.router, jobs_api.router,
         jobs_pages.router, accounts_pages.router, webhooks_api.router,
     ]

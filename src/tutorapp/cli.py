@@ -7,27 +7,14 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from tutorapp import __version__
-from tutorapp.config import Settings
+from tutorapp.core.cli import load_settings
 
 app = typer.Typer(help="TutorApp: a self-hostable tutoring marketplace.", no_args_is_help=True)
 console = Console()
-
-
-def load_settings() -> Settings:
-    """Settings or a readable refusal naming the variables to fix."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        console.print("[bold red]Invalid settings:[/]")
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"]) or "settings"
-            console.print(f"  - {field}: {error['msg']}")
-        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -79,7 +79,7 @@ async def _seed_marketplace(session: AsyncSession, *, tutors: int, demo_tutor: U
                             advance: Callable[[int], None]) -> None:
     """The marketplace's own demo data (catalogue, tutors, availability, bookings)."""
     try:
-        from tutorapp.scheduling.demo import seed_demo as seed_marketplace
+        from tutorapp.demo_market import seed_demo as seed_marketplace
     except ImportError:  # the marketplace domain is not installed in this build
         return
     if tutors:  # `--tutors 0`: the demo accounts alone

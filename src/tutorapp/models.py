@@ -6,6 +6,7 @@ from tutorapp.core import audit  # noqa: F401
 from tutorapp.core.models import Base
 from tutorapp.integrations.payments import sandbox as payments_sandbox  # noqa: F401
 from tutorapp.jobs import models as jobs  # noqa: F401
+from tutorapp.metering import models as metering  # noqa: F401
 from tutorapp.notifications import models as notifications  # noqa: F401
 from tutorapp.reviews import models as reviews  # noqa: F401
 from tutorapp.scheduling import models as scheduling  # noqa: F401

@@ -18,6 +18,10 @@ operation lists the codes its declaration implies:
 - 429 for rate-limited operations (they depend on the rate limiter);
 - 503 with `Retry-After` everywhere (a dependency is unavailable).
 
+Every operation lists the two security schemes of `auth.deps` (bearer token,
+session cookie): a bearer is read, and refused when invalid, on any route. Where
+the access rule lets anonymous callers in, the list ends with `{}` (optional).
+
 Routes add what their declaration cannot show with FastAPI's `responses=`.
 `tests/test_openapi.py` runs schemathesis over the whole document and fails on
 any status that is not listed, so the document stays true.
@@ -74,11 +78,19 @@ def _calls(dependant: Dependant) -> list[Any]:
     return calls
 
 
+def _access_rules(calls: list[Any]) -> list[Any]:
+    return [c for c in calls if hasattr(c, "authenticated") and hasattr(c, "roles")]
+
+
+def needs_sign_in(route: APIRoute) -> bool:
+    return any(c.authenticated for c in _access_rules(_calls(route.dependant)))
+
+
 def codes_of(route: APIRoute) -> set[str]:
     """The error statuses `route`'s declaration implies (see the module docstring)."""
     dependant = route.dependant
     calls = _calls(dependant)
-    access = [c for c in calls if hasattr(c, "authenticated") and hasattr(c, "roles")]
+    access = _access_rules(calls)
     codes = {"401", "503"}
     unsafe = bool(UNSAFE & (route.methods or set()))
     if any(c.authenticated for c in access) or unsafe:
@@ -134,6 +146,8 @@ def install(app: FastAPI, routers: Sequence[APIRouter]) -> None:
                 route = routes.get((path, method))
                 if route is None:
                     continue
+                if operation.get("security") and not needs_sign_in(route):
+                    operation["security"] = [*operation["security"], {}]
                 responses = operation.setdefault("responses", {})
                 declared = {c for c in responses if c.startswith(("4", "5"))}
                 for code in sorted(codes_of(route) | declared):

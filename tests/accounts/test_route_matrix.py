@@ -14,8 +14,8 @@ from fastapi.routing import APIRoute
 
 from tests.factories import make_user
 from tutorapp.accounts import sessions
-from tutorapp.accounts.deps import Access
 from tutorapp.accounts.models import Role, User
+from tutorapp.auth.deps import Access
 from tutorapp.core.db import Database
 from tutorapp.core.pages import FORM_COOKIE
 
@@ -109,3 +109,26 @@ async def test_route_by_role_matrix(app: FastAPI, client: httpx.AsyncClient, db:
             if not ok or response.status_code >= 500:
                 wrong.append(f"{method} {route.path}: {response.status_code}")
     assert wrong == []
+
+
+async def test_the_openapi_document_declares_how_to_authenticate(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    spec = (await client.get("/api/openapi.json")).json()
+    declared = {name: {k: v for k, v in scheme.items() if k != "description"}
+                for name, scheme in spec["components"]["securitySchemes"].items()}
+    assert declared == {
+        "accessToken": {"type": "http", "scheme": "bearer"},
+        "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "tutorapp_session"},
+    }
+    schemes = [{"accessToken": []}, {"sessionCookie": []}]
+    for route in api_routes(app):
+        rule = access_rule(route)
+        if rule is None or not route.include_in_schema:
+            continue
+        for method in route.methods:
+            operation = spec["paths"][route.path_format][method.lower()]
+            # Anonymous callers are let in where the rule does not need a sign-in.
+            optional = [{}] if not rule.authenticated else []
+            assert operation["security"] == schemes + optional, (method, route.path_format)
+    assert (await client.get("/api/docs")).status_code == 200

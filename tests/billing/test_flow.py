@@ -11,15 +11,15 @@ import httpx
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from tests.billing.conftest import process_pending
 from tests.factories import make_user, sign_in
 from tests.scheduling.conftest import Market, approved_tutor
 from tutorapp.accounts.models import Role
 from tutorapp.billing import jobs as billing_jobs
 from tutorapp.billing import ledger
-from tests.billing.conftest import process_pending
 from tutorapp.core.db import Database
-from tutorapp.webhooks.models import InboxEvent as WebhookEvent
 from tutorapp.core.time import utcnow
+from tutorapp.webhooks.models import InboxEvent as WebhookEvent
 
 EVERY_DAY = [{"weekday": d, "start": "09:00", "end": "17:00"} for d in range(7)]
 NOW = datetime(2026, 6, 1, 7, tzinfo=UTC)  # Monday 08:00 in London
@@ -390,7 +390,7 @@ async def test_the_sweep_settles_what_a_lost_event_left_behind(
         app, client: httpx.AsyncClient, db: Database, market: Market, monkeypatch) -> None:
     """A tutor cancels, but the settling job never ran: the minute sweep returns the
     credit; it also releases due earnings and expires credits past their date."""
-    from tutorapp.jobs.engine import runtime
+    from tutorapp.jobs.runtime import runtime
 
     parent, child = await family(app, client, db)
     await subscribe_in_sandbox(client, db, parent)

@@ -387,9 +387,9 @@ async def test_vendor_calls_run_with_no_transaction_open(
 @pytest.fixture(autouse=True)
 def _no_enqueue(monkeypatch) -> None:
     """No job worker runs here: the tests apply the inbox themselves."""
-    from tutorapp.jobs import engine
+    from tutorapp.jobs import queue
 
     async def nothing(*args, **kwargs) -> str:
         return "not started"
 
-    monkeypatch.setattr(engine, "enqueue", nothing)
+    monkeypatch.setattr(queue, "enqueue", nothing)

@@ -9,16 +9,24 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from tests.billing.conftest import T0, invoice_event, order_event, process_pending, subscription_event
+from tests.billing.conftest import (
+    T0,
+    invoice_event,
+    order_event,
+    process_pending,
+    subscription_event,
+)
 from tests.factories import make_user
 from tutorapp.accounts.models import Role
-from tutorapp.webhooks import service as inbox
 from tutorapp.billing import credits, ledger, webhooks
 from tutorapp.billing.models import CreditLot, LedgerPosting, Payment, Wallet
 from tutorapp.core.db import Database
+from tutorapp.webhooks import service as inbox
 
 
 def test_commission_rounds_half_up_and_tutor_gets_the_rest() -> None:

@@ -12,8 +12,8 @@ from tests.conftest import LIVE_VENDORS, make_settings
 from tests.factories import make_user, sign_in
 from tutorapp.accounts.models import Role
 from tutorapp.app import create_app
-from tutorapp.webhooks.models import InboxEvent as WebhookEvent
 from tutorapp.core.db import Database
+from tutorapp.webhooks.models import InboxEvent as WebhookEvent
 
 
 def route_paths(app: FastAPI) -> set[str]:

@@ -322,8 +322,42 @@ async def test_each_engine_names_itself_and_is_sized_by_settings(dialect: str, d
     finally:
         await web.dispose()
         await worker.dispose()
-    from tutorapp.jobs.engine import dbos_config
+    from tutorapp.jobs.runtime import dbos_config
 
     config = dbos_config(settings, "x")
     assert config["sys_db_pool_size"] == 4
     assert config["db_engine_kwargs"]["connect_args"]["application_name"] == "tutorapp-worker"
+
+
+async def test_cli_and_enqueue_client_connections_name_their_process(
+        dialect: str, database_url: str) -> None:
+    if dialect != "postgresql":
+        pytest.skip("PostgreSQL application_name")
+    import sqlalchemy as sa
+
+    from tutorapp.jobs.runtime import Runtime
+
+    settings = make_settings(database_url)
+    cli = Database(settings, name="cli", pool_size=2, max_overflow=0)
+    try:
+        async with cli.session() as session:
+            assert await session.scalar(text("SHOW application_name")) == "tutorapp-cli"
+    finally:
+        await cli.dispose()
+    runtime = Runtime()
+    runtime.configure(settings, role="cli")
+    try:
+        await asyncio.to_thread(runtime.client)  # connects at once
+        probe = sa.create_engine(sa.make_url(settings.jobs_system_database_url)
+                                 .set(drivername="postgresql+psycopg"))
+        try:
+            with probe.connect() as connection:
+                names = set(connection.scalars(text(
+                    "SELECT application_name FROM pg_stat_activity WHERE datname = :db"),
+                    {"db": probe.url.database}))
+        finally:
+            probe.dispose()
+        assert "tutorapp-cli" in names
+        assert "dbos_transact_client" not in names
+    finally:
+        await asyncio.to_thread(runtime.close)

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from tests.conftest import make_settings
 from tests.waiting import deadline
 from tutorapp.config import Settings
-from tutorapp.jobs import engine
+from tutorapp.jobs import worker as jobs_worker
+from tutorapp.jobs.runtime import ensure_system_database, runtime
 
 FAST = {
     "jobs_poll_interval_seconds": 0.05,
@@ -29,7 +30,7 @@ def jobs_settings(database_url: str) -> Settings:
 
 
 def reset_system_database(settings: Settings) -> None:
-    engine.ensure_system_database(settings)
+    ensure_system_database(settings)
     DBOS.reset_system_database(
         system_database_url=settings.jobs_system_database_url,
         schema=settings.jobs_database_schema, truncate=True,
@@ -45,7 +46,7 @@ class Worker:
 
     async def start(self, **overrides: Any) -> Settings:
         self.settings = self.make(**overrides)
-        await asyncio.to_thread(engine.start_worker, self.settings)
+        await asyncio.to_thread(jobs_worker.start_worker, self.settings)
         return self.settings
 
     async def stop(self, drain_seconds: int | None = None) -> None:
@@ -54,8 +55,8 @@ class Worker:
         trip on. `drain_seconds=0` kills the runs in flight, as a crash would."""
         if drain_seconds is None:
             drain_seconds = round(deadline(10))
-        await asyncio.to_thread(engine.stop_worker, drain_seconds=drain_seconds)
-        engine.release_event_loop_executor()
+        await asyncio.to_thread(jobs_worker.stop_worker, drain_seconds=drain_seconds)
+        jobs_worker.release_event_loop_executor()
 
     async def result(self, workflow_id: str, timeout: float = 30) -> Any:
         """The run's result once it ended (within the scaled `timeout`)."""
@@ -78,7 +79,7 @@ async def worker(app: FastAPI, database_url: str) -> AsyncIterator[Worker]:
         yield harness
     finally:
         await harness.stop()
-        engine.runtime.configure(app.state.settings)
+        runtime.configure(app.state.settings)
 
 
 @pytest.fixture

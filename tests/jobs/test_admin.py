@@ -15,7 +15,7 @@ from tests.jobs.test_engine import attempts
 from tutorapp.accounts.models import Role
 from tutorapp.cli import app as cli
 from tutorapp.core.db import Database
-from tutorapp.jobs.engine import enqueue
+from tutorapp.jobs.queue import enqueue
 
 
 @pytest.fixture(autouse=True)

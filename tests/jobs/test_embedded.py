@@ -17,8 +17,9 @@ from tutorapp.accounts.models import AuthSession, OneTimeToken, Role, TokenPurpo
 from tutorapp.app import create_app
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
-from tutorapp.jobs import engine, worker
-from tutorapp.jobs.engine import enqueue
+from tutorapp.jobs import registry, worker
+from tutorapp.jobs.queue import enqueue
+from tutorapp.jobs.runtime import runtime
 from tutorapp.notifications import service
 from tutorapp.notifications.models import EmailMessage, EmailStatus
 
@@ -29,7 +30,7 @@ async def test_serve_runs_the_jobs_in_process(app: FastAPI, database_url: str) -
     reset_system_database(settings)
     served = create_app(settings)
     async with served.router.lifespan_context(served):
-        assert engine.runtime.launched
+        assert runtime.launched
         database: Database = served.state.database
         async with database.unit_of_work() as session:
             message = await service.enqueue_email(
@@ -41,7 +42,7 @@ async def test_serve_runs_the_jobs_in_process(app: FastAPI, database_url: str) -
         async with database.session() as session:
             stored = await session.get(EmailMessage, message.id)
             assert stored is not None and stored.status is EmailStatus.sent
-    assert not engine.runtime.launched
+    assert not runtime.launched
 
 
 def test_one_process_per_sqlite_file_runs_the_jobs(tmp_path) -> None:
@@ -82,7 +83,7 @@ async def test_expired_tokens_and_sessions_are_purged_daily(running: Worker, db:
 
 
 def test_cron_functions_are_scheduled() -> None:
-    functions = engine.load_functions()
+    functions = registry.load_functions()
     assert functions["accounts.purge_expired"].cron == "17 3 * * *"
     assert functions["email.sweep"].cron == "* * * * *"
     assert functions["jobs.dispatch"].cron == "* * * * *"

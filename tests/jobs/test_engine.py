@@ -13,10 +13,14 @@ from sqlalchemy import func, select
 from tests.jobs.conftest import Worker
 from tests.waiting import wait_until
 from tutorapp.core.db import Database
+from tutorapp.core.errors import PermanentFailure
 from tutorapp.core.time import utcnow
-from tutorapp.jobs import engine, usage
-from tutorapp.jobs.engine import PermanentFailure, emit, enqueue, function, step
+from tutorapp.jobs import registry
 from tutorapp.jobs.models import JobEvent
+from tutorapp.jobs.queue import emit, enqueue
+from tutorapp.jobs.registry import function, step
+from tutorapp.jobs.runtime import runtime
+from tutorapp.metering import service as usage
 
 calls: list[tuple[str, Any]] = []
 attempts: dict[str, int] = {}
@@ -173,7 +177,7 @@ async def test_enqueue_from_a_process_without_worker_is_run_by_the_worker(
     worker: Worker, app: FastAPI
 ) -> None:
     # The web app only enqueues (test profile: no embedded worker) ...
-    assert engine.runtime.launched is False
+    assert runtime.launched is False
     wid = await enqueue("test.flaky", "k-client", 0, key="client")
     # ... and a worker started later picks the run up.
     await worker.start()
@@ -181,10 +185,10 @@ async def test_enqueue_from_a_process_without_worker_is_run_by_the_worker(
 
 
 def test_functions_of_every_domain_are_registered() -> None:
-    names = set(engine.load_functions())
+    names = set(registry.load_functions())
     assert {"email.deliver", "email.sweep", "webhooks.process", "webhooks.sweep",
             "billing.reconcile", "jobs.dispatch", "accounts.purge_expired"} <= names
-    assert engine.subscribers("booking.held") == ["billing.settle_booking"]
+    assert registry.subscribers("booking.held") == ["billing.settle_booking"]
     # Resend's and Lemon Squeezy's webhooks go through the one inbox, not events
     from tutorapp.webhooks.service import HANDLERS
 

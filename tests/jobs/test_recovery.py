@@ -15,9 +15,11 @@ from tests.jobs.conftest import Worker
 from tests.waiting import wait_until
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
-from tutorapp.jobs import engine, lease, service
-from tutorapp.jobs.engine import enqueue, function, step
+from tutorapp.jobs import lease, service
 from tutorapp.jobs.models import JobWorker
+from tutorapp.jobs.queue import enqueue
+from tutorapp.jobs.registry import function, step
+from tutorapp.jobs.runtime import runtime
 
 ran: dict[str, int] = {}
 gate = asyncio.Event()
@@ -59,7 +61,7 @@ async def test_a_run_left_by_the_previous_release_is_finished_by_the_next(
     wid = await enqueue("test.long_run", "r1", key="r1")
     await wait_until(lambda: ran.get("r1:wait"), timeout=30, what="the run to reach its wait")
     await worker.stop(drain_seconds=0)  # the worker dies mid-run: the run stays PENDING
-    [left] = await (await asyncio.to_thread(engine.runtime.client)).list_workflows_async(
+    [left] = await (await asyncio.to_thread(runtime.client)).list_workflows_async(
         workflow_ids=[wid], load_input=False)
     assert (left.status, left.app_version) == ("PENDING", "release-1")
 

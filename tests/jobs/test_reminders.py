@@ -18,7 +18,7 @@ from tests.scheduling.test_bookings import EVERY_DAY, book, pin
 from tutorapp.accounts.models import Role
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
-from tutorapp.jobs import engine, service
+from tutorapp.jobs import queue, service
 from tutorapp.notifications.models import EmailMessage
 from tutorapp.scheduling import jobs as scheduling_jobs
 from tutorapp.scheduling import notices
@@ -81,14 +81,14 @@ async def test_a_confirmed_lesson_plans_its_reminders_inside_the_notify_run(
 async def test_a_failed_reminder_enqueue_fails_the_run_and_a_retry_plans_them_once(
     worker: Worker, lesson: dict[str, Any], db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = engine.enqueue
+    original = queue.enqueue
 
     async def refuse_reminders(function_name: str, *args: Any, **kwargs: Any) -> str:
         if function_name == "booking.remind":
             raise ConnectionError("system database unreachable")
         return await original(function_name, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "enqueue", refuse_reminders)
+    monkeypatch.setattr(queue, "enqueue", refuse_reminders)
     monkeypatch.setattr(scheduling_jobs, "enqueue", refuse_reminders, raising=False)
     await worker.start()
     notify = await notify_run()
@@ -115,12 +115,12 @@ async def test_the_sweep_re_derives_missing_reminders_once(
     assert len(lost) == 2
     await DBOS.delete_workflows_async(lost)  # as if their planning never happened
 
-    sweep = await engine.enqueue("booking.sweep_reminders", utcnow(), key="manual-1")
+    sweep = await queue.enqueue("booking.sweep_reminders", utcnow(), key="manual-1")
     assert await worker.result(sweep) == 2
     runs = await reminder_runs()
     assert {r.workflow_id for r in runs} == set(lesson["runs"])
     assert {r.status for r in runs} == {"DELAYED"}
-    again = await engine.enqueue("booking.sweep_reminders", utcnow(), key="manual-2")
+    again = await queue.enqueue("booking.sweep_reminders", utcnow(), key="manual-2")
     assert await worker.result(again) == 0
     assert len(await reminder_runs()) == 2
 

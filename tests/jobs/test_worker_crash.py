@@ -22,8 +22,8 @@ from sqlalchemy import select
 from tests.conftest import POSTGRES_URL, ROOT, TEST_SECRET, make_settings, postgres_database
 from tests.waiting import deadline, wait_until, wait_until_sync
 from tutorapp.core.db import Database
-from tutorapp.jobs import engine
 from tutorapp.jobs.models import JobWorker
+from tutorapp.jobs.runtime import runtime
 from tutorapp.notifications import service
 from tutorapp.notifications.models import EmailMessage, EmailStatus
 
@@ -188,8 +188,8 @@ async def test_a_killed_worker_loses_nothing_and_duplicates_nothing(
     settings = make_settings(crash_database, **overrides)
     env = worker_env(crash_database, overrides)
 
-    previous = engine.runtime.settings
-    engine.runtime.configure(settings)
+    previous = runtime.settings
+    runtime.configure(settings)
     database = Database(settings)
     workers: dict[str, subprocess.Popen] = {}
     try:
@@ -202,7 +202,7 @@ async def test_a_killed_worker_loses_nothing_and_duplicates_nothing(
         ids = {str(m.id) for m in messages}
         runs = {f"email.deliver:{service.delivery_key(m)}" for m in messages}
 
-        client = await asyncio.to_thread(engine.runtime.client)
+        client = await asyncio.to_thread(runtime.client)
         # Kill crash-a while it runs deliveries (and after both did some work).
         await wait_until(lambda: len(fake.sent) >= 4, timeout=60, what="first sends")
         in_flight = await wait_until(lambda: pending_on(client, "crash-a"), timeout=30,
@@ -231,8 +231,8 @@ async def test_a_killed_worker_loses_nothing_and_duplicates_nothing(
     finally:
         stop_all(workers)
         await database.dispose()
-        engine.runtime.close()
-        engine.runtime.configure(previous)
+        runtime.close()
+        runtime.configure(previous)
 
 
 class SlowInbox:
@@ -285,8 +285,8 @@ async def test_a_worker_of_the_next_release_finishes_a_killed_workers_runs_once(
         return worker_env(crash_database, overrides | {"jobs_application_version": version}) | {
             "DBOS__APPVERSION": version}
 
-    previous = engine.runtime.settings
-    engine.runtime.configure(settings)
+    previous = runtime.settings
+    runtime.configure(settings)
     database = Database(settings)
     workers: dict[str, subprocess.Popen] = {}
     try:
@@ -295,7 +295,7 @@ async def test_a_worker_of_the_next_release_finishes_a_killed_workers_runs_once(
                          what="the old worker to start")
         messages = await queue_emails(database, count)
         expected = {str(m.id) for m in messages}
-        client = await asyncio.to_thread(engine.runtime.client)
+        client = await asyncio.to_thread(runtime.client)
         await wait_until(lambda: len(inbox.message_ids) >= 2, timeout=60, what="first sends")
         in_flight = await wait_until(lambda: pending_on(client, "old"), timeout=30,
                                      what="the old worker busy")
@@ -327,5 +327,5 @@ async def test_a_worker_of_the_next_release_finishes_a_killed_workers_runs_once(
     finally:
         stop_all(workers)
         await database.dispose()
-        engine.runtime.close()
-        engine.runtime.configure(previous)
+        runtime.close()
+        runtime.configure(previous)

@@ -15,8 +15,8 @@ from tests.jobs.conftest import Worker
 from tutorapp.accounts.models import Role, User
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
-from tutorapp.jobs import usage
-from tutorapp.jobs.engine import enqueue
+from tutorapp.jobs.queue import enqueue
+from tutorapp.metering import service as usage
 from tutorapp.notifications import service
 from tutorapp.notifications.models import (
     EmailMessage,
@@ -154,7 +154,8 @@ async def test_subjects_follow_the_users_locale(db: Database) -> None:
         session.add(user)
         await session.flush()
         french = await service.enqueue_email(session, to="fr@example.org", template="notice",
-                                             context=NOTICE, user_id=user.id)
+                                             context=NOTICE, user_id=user.id,
+                                             locale=user.locale)
         english = await service.enqueue_email(session, to="en@example.org", template="notice",
                                               context=NOTICE)
         german = await service.enqueue_email(session, to="de@example.org", template="notice",

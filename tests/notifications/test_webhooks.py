@@ -15,8 +15,8 @@ from svix.webhooks import Webhook
 from tests.conftest import make_settings
 from tests.jobs.conftest import Worker
 from tutorapp.core.db import Database
-from tutorapp.webhooks.models import InboxEvent
 from tutorapp.notifications.models import EmailSuppression, SuppressionReason
+from tutorapp.webhooks.models import InboxEvent
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

@@ -275,6 +275,6 @@ async def test_the_database_itself_refuses_overlaps(app, client, market: Market,
 
 
 def test_expired_holds_are_released_every_minute_by_a_job() -> None:
-    from tutorapp.jobs import engine
+    from tutorapp.jobs import registry
 
-    assert engine.load_functions()["booking.release_holds"].cron == "* * * * *"
+    assert registry.load_functions()["booking.release_holds"].cron == "* * * * *"

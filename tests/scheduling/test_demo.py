@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tutorapp.scheduling.demo import seed_demo
+from tutorapp.demo_market import seed_demo
 
 NOW = datetime(2026, 6, 1, 7, tzinfo=UTC)
 

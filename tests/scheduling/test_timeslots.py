@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tutorapp.core.zones import zone
 from tutorapp.scheduling.timeslots import (
     DateOverride,
     OverrideKind,
@@ -17,7 +18,6 @@ from tutorapp.scheduling.timeslots import (
     slot_starts,
     subtract,
     weekly_occurrences,
-    zone,
 )
 
 NY, LONDON, KOLKATA, SYDNEY = (zone(z) for z in (

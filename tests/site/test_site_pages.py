@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.scheduling.conftest import approved_tutor, market  # noqa: F401
-from tests.scheduling.conftest import Market
+from tests.scheduling.conftest import Market, approved_tutor, market  # noqa: F401
 
 HTML = {"accept": "text/html"}
 WEEKDAYS = [{"weekday": d, "start": "08:00", "end": "20:00"} for d in range(7)]

@@ -24,12 +24,12 @@ T = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _no_enqueue(monkeypatch) -> None:
-    from tutorapp.jobs import engine
+    from tutorapp.jobs import queue
 
     async def nothing(*args, **kwargs) -> str:
         return "not started"
 
-    monkeypatch.setattr(engine, "enqueue", nothing)
+    monkeypatch.setattr(queue, "enqueue", nothing)
 
 
 @pytest.fixture

@@ -8,13 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from tutorapp.accounts import mfa, service, sessions
-from tutorapp.accounts.deps import (
-    PUBLIC,
-    AdminPrincipal,
-    CurrentPrincipal,
-    CurrentPrincipalAAL1,
-    ParentPrincipal,
-)
 from tutorapp.accounts.devices import describe_device
 from tutorapp.accounts.models import Role, User
 from tutorapp.accounts.schemas import (
@@ -42,6 +35,13 @@ from tutorapp.accounts.schemas import (
     TokensWithCodesOut,
     TotpEnrolmentOut,
     UserOut,
+)
+from tutorapp.auth.deps import (
+    PUBLIC,
+    AdminPrincipal,
+    CurrentPrincipal,
+    CurrentPrincipalAAL1,
+    ParentPrincipal,
 )
 from tutorapp.core.db import SessionDep
 from tutorapp.core.deps import LimiterDep, SettingsDep

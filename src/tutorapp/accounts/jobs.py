@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from tutorapp.accounts import sessions
-from tutorapp.jobs.engine import function, runtime, step
+from tutorapp.jobs.registry import function, step
+from tutorapp.jobs.runtime import runtime
 
 
 async def _purge() -> dict[str, int]:

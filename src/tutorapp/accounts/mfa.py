@@ -99,6 +99,7 @@ async def activate(
                        actor_id=user.id, ip=client.ip)
     if user.email:
         await enqueue_email(db, to=user.email, template="auth/mfa_changed", user_id=user.id,
+                            locale=user.locale,
                             context={"name": user.display_name, "enabled": True})
     tokens = await reauthenticated(db, settings, user, current, client=client,
                                    add_amr="totp", aal="aal2")
@@ -159,6 +160,7 @@ async def disable(
                        actor_id=user.id, ip=client.ip)
     if user.email:
         await enqueue_email(db, to=user.email, template="auth/mfa_changed", user_id=user.id,
+                            locale=user.locale,
                             context={"name": user.display_name, "enabled": False})
 
 

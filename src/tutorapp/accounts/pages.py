@@ -11,20 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts import mfa, schemas, service, sessions
 from tutorapp.accounts.api import client_of
-from tutorapp.accounts.deps import (
+from tutorapp.accounts.devices import describe_device
+from tutorapp.accounts.models import Role
+from tutorapp.auth.deps import (
     PUBLIC,
     CurrentPrincipal,
     CurrentPrincipalAAL1,
     OptionalPrincipal,
     ParentPrincipal,
 )
-from tutorapp.accounts.devices import describe_device
-from tutorapp.accounts.models import Role
 from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
 from tutorapp.core.deps import LimiterDep, SettingsDep
 from tutorapp.core.errors import AppError, safe_next
-from tutorapp.core.pages import FormCSRF, form_failed, form_message, parse_form, render
+from tutorapp.core.pages import FormCSRF, form_failed, parse_form, render
 from tutorapp.core.ratelimit import Limit
 
 router = APIRouter(include_in_schema=False)
@@ -307,7 +307,7 @@ async def revoke_submit(session_id: uuid.UUID, principal: CurrentPrincipal,
     return RedirectResponse("/app/account/security", status_code=303)
 
 
-# --- the web app's home (the dashboard itself is scheduling.pages) ----------------------
+# --- the web app's home (the dashboard itself is site.app_pages) ----------------------
 
 
 @router.post("/app/verify/resend")
@@ -329,20 +329,23 @@ async def resend_submit(request: Request, principal: CurrentPrincipal, db: Sessi
 # --- account: profile, time zone, email, password, export, deletion --------------------
 
 
-def _account(request: Request, principal: Any, status_code: int = 200, **extra: Any) -> Response:
+def _account_values(principal: Any, extra: dict[str, Any]) -> dict[str, Any]:
     values = {"display_name": principal.user.display_name, "time_zone": principal.user.time_zone}
     values.update(extra.pop("values", {}))
-    return render(request, "app/account.html", status_code=status_code, user=principal.user,
-                  values=values, **extra)
+    return values
+
+
+def _account(request: Request, principal: Any, **extra: Any) -> Response:
+    return render(request, "app/account.html", user=principal.user,
+                  values=_account_values(principal, extra), **extra)
 
 
 async def _account_failed(db: AsyncSession, request: Request, principal: Any, error: AppError,
                           **extra: Any) -> Response:
-    """The account page again with the error; rendered before the rollback expires rows."""
-    response = _account(request, principal, status_code=error.status,
-                        error=form_message(error, {"display_name": "Name"}), **extra)
-    await db.rollback()
-    return response
+    """The account page again with the error."""
+    return await form_failed(db, request, "app/account.html", error,
+                             labels={"display_name": "Name"}, user=principal.user,
+                             values=_account_values(principal, extra), **extra)
 
 
 @router.get("/app/account", response_class=HTMLResponse)

@@ -31,7 +31,7 @@ from tutorapp.core.db import rows_changed
 from tutorapp.core.errors import AppError, Conflict, InvalidInput, NotFound
 from tutorapp.core.security import hash_password_async, new_token, password_problem, token_hash
 from tutorapp.core.time import utcnow
-from tutorapp.notifications.models import EmailMessage
+from tutorapp.notifications import service as notifications
 from tutorapp.notifications.service import enqueue_email
 
 _LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
@@ -168,7 +168,7 @@ async def send_verification(
         db, user, TokenPurpose.verify_email, timedelta(hours=settings.email_verification_ttl_hours)
     )
     await enqueue_email(
-        db, to=user.email, template="auth/verify_email", user_id=user.id,
+        db, to=user.email, template="auth/verify_email", user_id=user.id, locale=user.locale,
         context={"name": user.display_name, "link": link(settings, link_path, token),
                  "hours": settings.email_verification_ttl_hours},
     )
@@ -220,6 +220,7 @@ async def verify_email_token(db: AsyncSession, settings: Settings, token: str) -
                            actor_id=user.id, old=old, new=row.new_email)
         if old:
             await enqueue_email(db, to=old, template="auth/email_changed", user_id=user.id,
+                                locale=user.locale,
                                 context={"name": user.display_name, "new_email": row.new_email})
         return user
     if user.email_verified_at is None:
@@ -227,6 +228,7 @@ async def verify_email_token(db: AsyncSession, settings: Settings, token: str) -
         await audit.record(db, "user.email_verified", subject_type="user", subject_id=user.id,
                            actor_id=user.id)
         await enqueue_email(db, to=user.email or "", template="auth/welcome", user_id=user.id,
+                            locale=user.locale,
                             context={"name": user.display_name,
                                      "link": settings.public_url.rstrip("/") + "/app"})
     return user
@@ -245,7 +247,7 @@ async def request_email_change(
         timedelta(hours=settings.email_verification_ttl_hours), new_email=new_email,
     )
     await enqueue_email(
-        db, to=new_email, template="auth/confirm_email_change", user_id=user.id,
+        db, to=new_email, template="auth/confirm_email_change", user_id=user.id, locale=user.locale,
         context={"name": user.display_name, "link": link(settings, "/auth/verify", token),
                  "hours": settings.email_verification_ttl_hours},
     )
@@ -386,7 +388,7 @@ async def export(db: AsyncSession, user: User) -> dict[str, Any]:
     """Everything we hold about the user, secrets excluded."""
     children = await children_of(db, user)
     sessions = await db.scalars(select(AuthSession).where(AuthSession.user_id == user.id))
-    emails = await db.scalars(select(EmailMessage).where(EmailMessage.user_id == user.id))
+    emails = await notifications.messages_of(db, user.id)
     events = await db.scalars(
         select(audit.AuditEvent).where(
             (audit.AuditEvent.actor_id == user.id)
@@ -426,17 +428,7 @@ async def delete_account(db: AsyncSession, user: User, *, ip: str | None) -> Non
         person.totp_enabled_at = None
         person.totp_last_step = None
         person.deleted_at = now
-    from tutorapp.notifications.models import EmailStatus
-
-    await db.execute(
-        update(EmailMessage)
-        .where(EmailMessage.user_id == user.id, EmailMessage.status == EmailStatus.queued)
-        .values(status=EmailStatus.suppressed)
-    )
-    await db.execute(
-        update(EmailMessage).where(EmailMessage.user_id == user.id)
-        .values(to_address="deleted@invalid", html="", text="")
-    )
+    await notifications.forget_user(db, user.id)
     await db.execute(
         update(RefreshToken).where(RefreshToken.session_id.in_(
             select(AuthSession.id).where(AuthSession.user_id == user.id)

@@ -297,7 +297,7 @@ async def login_with_password(
         # This failure used the last attempt: lock the account, tell its owner.
         if user is not None:
             await enqueue_email(
-                db, to=email, template="auth/lockout", user_id=user.id,
+                db, to=email, template="auth/lockout", user_id=user.id, locale=user.locale,
                 context={"name": user.display_name, "minutes": settings.login_window_minutes,
                          "link": settings.public_url.rstrip("/") + "/app/reset"},
             )
@@ -341,7 +341,7 @@ async def _notice_new_device(db: AsyncSession, user: User, client: Client) -> No
     from tutorapp.accounts.devices import describe_device
 
     await enqueue_email(
-        db, to=user.email, template="auth/new_device", user_id=user.id,
+        db, to=user.email, template="auth/new_device", user_id=user.id, locale=user.locale,
         context={"name": user.display_name, "device": describe_device(client.user_agent),
                  "ip": client.ip or "unknown", "when": utcnow().strftime("%Y-%m-%d %H:%M UTC")},
     )
@@ -370,7 +370,7 @@ async def send_login_code(
         db, user, TokenPurpose.email_code, ttl, secret=code, hashed=keyed_hash(settings, code)
     )
     await enqueue_email(
-        db, to=email, template="auth/login_code", user_id=user.id,
+        db, to=email, template="auth/login_code", user_id=user.id, locale=user.locale,
         context={"name": user.display_name, "code": code,
                  "link": link(settings, link_path, magic),
                  "minutes": settings.email_otp_ttl_minutes},
@@ -474,7 +474,7 @@ async def request_password_reset(
         timedelta(minutes=settings.password_reset_ttl_minutes),
     )
     await enqueue_email(
-        db, to=email, template="auth/reset_password", user_id=user.id,
+        db, to=email, template="auth/reset_password", user_id=user.id, locale=user.locale,
         context={"name": user.display_name, "link": link(settings, link_path, token),
                  "minutes": settings.password_reset_ttl_minutes},
     )
@@ -523,7 +523,8 @@ async def set_password(db: AsyncSession, user: User, password: str, *, client: C
                        actor_id=user.id, ip=client.ip)
     if user.email:
         await enqueue_email(db, to=user.email, template="auth/password_changed",
-                            user_id=user.id, context={"name": user.display_name})
+                            user_id=user.id, locale=user.locale,
+                            context={"name": user.display_name})
 
 
 async def check_current_password(user: User, password: str) -> None:

@@ -15,16 +15,16 @@ from fastapi.responses import RedirectResponse, Response
 
 from tutorapp.accounts import service as accounts
 from tutorapp.accounts.api import client_of
-from tutorapp.accounts.deps import AdminPrincipal
 from tutorapp.accounts.models import Role
+from tutorapp.auth.deps import AdminPrincipal
 from tutorapp.core import audit
 from tutorapp.core.db import SessionDep
+from tutorapp.core.deps import clock
 from tutorapp.core.errors import AppError, InvalidInput
 from tutorapp.core.pages import form_failed, parse_form, render
 from tutorapp.scheduling import bookings
 from tutorapp.scheduling import schemas as scheduling_schemas
-from tutorapp.scheduling.api import clock
-from tutorapp.scheduling.pages import describe
+from tutorapp.site.app_pages import describe
 from tutorapp.tutors import schemas as tutor_schemas
 from tutorapp.tutors import service as tutors
 from tutorapp.tutors.models import ProfileStatus

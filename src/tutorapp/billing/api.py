@@ -6,20 +6,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import httpx
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts.deps import (
+from tutorapp.accounts.models import Role, User
+from tutorapp.auth.deps import (
     PUBLIC,
     AdminPrincipal,
+    Principal,
     StudentOrParent,
     TutorPrincipal,
 )
-from tutorapp.accounts.models import Role, User
 from tutorapp.billing import (
     bookings,
     checkout,
@@ -33,10 +34,10 @@ from tutorapp.billing import (
     webhooks,
 )
 from tutorapp.billing.models import Earning, Payout, Subscription, Wallet
+from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
-from tutorapp.core.deps import SettingsDep, settings_of
+from tutorapp.core.deps import SettingsDep, clock, settings_of
 from tutorapp.core.errors import AppError, NotFound, Unauthorized
-from tutorapp.core.time import utcnow
 from tutorapp.integrations.payments import get_provider
 from tutorapp.integrations.payments.base import (
     PaymentsError,
@@ -59,11 +60,6 @@ class ProviderRefused(AppError):
     status, type, title = 409, "/problems/payments-refused", "Payments provider refused"
 
 
-
-
-def clock(request: Request) -> datetime:
-    """Now; tests pin it with `app.state.clock`."""
-    return getattr(request.app.state, "clock", utcnow)()
 
 
 def provider_for(request: Request, session: AsyncSession) -> PaymentsProvider:
@@ -179,13 +175,8 @@ async def cancel_subscription(subscription_id: uuid.UUID, request: Request, sess
                               caller: StudentOrParent, settings: SettingsDep
                               ) -> schemas.SubscriptionOut:
     """Cancel at the end of the paid period: credits stay usable until `ends_at`."""
-    subscription = await subscriptions.owned(session, subscription_id, caller.user)
-    subscriptions.check_cancellable(subscription)
-    attributes = await outside_transaction(session, provider_for(request, session)
-                                           .cancel_subscription(subscription.provider_id))
-    await subscriptions.apply_change(session, settings, subscription, attributes, caller.user,
-                                     action="cancel")
-    return subscription_out(subscription)
+    return await _change_subscription(request, session, settings, caller, subscription_id,
+                                      "cancel")
 
 
 @router.post("/subscriptions/{subscription_id}/resume")
@@ -193,12 +184,25 @@ async def resume_subscription(subscription_id: uuid.UUID, request: Request, sess
                               caller: StudentOrParent, settings: SettingsDep
                               ) -> schemas.SubscriptionOut:
     """Undo a cancellation during the grace period."""
+    return await _change_subscription(request, session, settings, caller, subscription_id,
+                                      "resume")
+
+
+async def _change_subscription(request: Request, session: AsyncSession, settings: Settings,
+                               caller: Principal, subscription_id: uuid.UUID,
+                               action: Literal["cancel", "resume"]) -> schemas.SubscriptionOut:
+    """Check the caller's change, make it at the provider (outside the transaction),
+    mirror the provider's answer."""
     subscription = await subscriptions.owned(session, subscription_id, caller.user)
-    subscriptions.check_resumable(subscription)
-    attributes = await outside_transaction(session, provider_for(request, session)
-                                           .resume_subscription(subscription.provider_id))
+    if action == "cancel":
+        subscriptions.check_cancellable(subscription)
+    else:
+        subscriptions.check_resumable(subscription)
+    provider = provider_for(request, session)
+    change = provider.cancel_subscription if action == "cancel" else provider.resume_subscription
+    attributes = await outside_transaction(session, change(subscription.provider_id))
     await subscriptions.apply_change(session, settings, subscription, attributes, caller.user,
-                                     action="resume")
+                                     action=action)
     return subscription_out(subscription)
 
 

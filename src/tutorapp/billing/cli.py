@@ -19,7 +19,7 @@ PeriodOption = Annotated[str, typer.Option("--period", help="the month, e.g. 202
 
 
 def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    from tutorapp.cli import load_settings
+    from tutorapp.core.cli import load_settings
     from tutorapp.core.db import Database
 
     settings = load_settings()

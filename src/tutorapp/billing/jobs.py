@@ -17,7 +17,8 @@ from typing import Any
 
 from tutorapp.billing import bookings, credits, earnings, reconcile
 from tutorapp.core.time import utcnow
-from tutorapp.jobs.engine import function, runtime, step
+from tutorapp.jobs.registry import function, step
+from tutorapp.jobs.runtime import runtime
 
 SETTLE_BOOKING = "billing.settle_booking"
 # Scheduling events after which a booking's credit may need settling.

@@ -8,12 +8,12 @@ Squeezy webhooks to our own `/webhooks/lemonsqueezy` after commit."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from typing import Any
-
-from tutorapp.accounts.deps import CurrentPrincipal, Principal
+from tutorapp.auth.deps import CurrentPrincipal, Principal
 from tutorapp.billing import plans
 from tutorapp.billing.api import calling, provider_for
 from tutorapp.core.db import SessionDep

@@ -18,6 +18,7 @@ from tutorapp.config import BillingPlan, Settings
 from tutorapp.core import money
 from tutorapp.core.audit import record
 
+
 def _int(value: Any) -> int:
     return int(value or 0)
 
@@ -73,7 +74,7 @@ async def send_receipt(session: AsyncSession, settings: Settings, payment: Payme
     from tutorapp.notifications.service import enqueue_email
 
     await enqueue_email(
-        session, to=payer.email, template="billing/receipt", user_id=payer.id,
+        session, to=payer.email, template="billing/receipt", user_id=payer.id, locale=payer.locale,
         context={
             "name": payer.display_name, "plan_name": plan.name,
             "amount": money.display(payment.total_minor, payment.currency),

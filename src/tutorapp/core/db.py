@@ -33,7 +33,6 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
-from starlette.responses import Response
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, CursorResult, Result
@@ -44,6 +43,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
+from starlette.responses import Response
 
 from tutorapp.config import Settings, async_database_url
 from tutorapp.core.errors import ServiceUnavailable, render_problem
@@ -237,6 +237,15 @@ async def _run_after_commit(session: AsyncSession) -> None:
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     """Run `callback` once the session's transaction committed; never on rollback."""
     session.info.setdefault("after_commit", []).append(callback)
+
+
+def insert_for(session: AsyncSession, table: Any) -> Any:
+    """`INSERT` for the session's dialect, with `on_conflict_do_nothing` /
+    `on_conflict_do_update` (PostgreSQL and SQLite spell them alike)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 def get_database(request: Request) -> Database:

@@ -8,8 +8,8 @@ a bug: `middleware.RequestContextMiddleware` logs it and answers 500.
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any, ClassVar
 
 import orjson
@@ -21,6 +21,11 @@ from starlette.responses import Response
 
 PROBLEM_JSON = "application/problem+json"
 API_PREFIXES = ("/api/", "/webhooks/", "/health/")
+
+
+class PermanentFailure(Exception):
+    """Raised by an outbound call (a job step) when retrying cannot help: a vendor's
+    4xx, a refused address. Job steps stop retrying on it."""
 
 
 class AppError(Exception):

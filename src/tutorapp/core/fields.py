@@ -65,10 +65,6 @@ class Text(annotated_types.GroupedMetadata):
             "pattern": MULTILINE_PATTERN if self.multiline else LINE_PATTERN})
 
 
-def has_control_characters(value: str, *, multiline: bool = False) -> bool:
-    return bool((_CONTROL_MULTILINE if multiline else _CONTROL).search(value))
-
-
 Name = Annotated[str, Text(100, min_length=1)]
 Token = Annotated[str, Text(200, min_length=1)]
 Email = Annotated[EmailStr, Field(max_length=254)]

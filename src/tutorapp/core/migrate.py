@@ -75,6 +75,3 @@ async def current_revisions(engine: AsyncEngine) -> tuple[str, ...]:
         )
     return tuple(heads)
 
-
-async def is_at_head(engine: AsyncEngine) -> bool:
-    return not missing_heads(await current_revisions(engine))

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from babel.numbers import format_currency, get_currency_precision, list_currencies
+from babel.numbers import format_currency, get_currency_precision
 
 DEFAULT_LOCALE = "en"
-
-
-def is_currency(code: str) -> bool:
-    """A current ISO 4217 code that CLDR knows (`EUR`, `JPY`; not `XYZ`)."""
-    return code in list_currencies()
 
 
 def exponent(currency: str) -> int:

@@ -20,12 +20,6 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from tutorapp.accounts.deps import (
-    InvalidAccessToken,
-    MFAEnrolmentRequired,
-    MFARequired,
-    SessionEnded,
-)
 from tutorapp.accounts.mfa import InvalidCode
 from tutorapp.accounts.service import InvalidToken
 from tutorapp.accounts.sessions import (
@@ -34,6 +28,12 @@ from tutorapp.accounts.sessions import (
     InvalidGrant,
     RefreshTokenNotFound,
     RefreshTokenReused,
+)
+from tutorapp.auth.deps import (
+    InvalidAccessToken,
+    MFAEnrolmentRequired,
+    MFARequired,
+    SessionEnded,
 )
 from tutorapp.core.errors import (
     AppError,

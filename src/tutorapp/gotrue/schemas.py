@@ -114,10 +114,6 @@ class FactorIn(BaseModel):
     phone: str | None = Field(default=None, max_length=32)
 
 
-class ChallengeIn(BaseModel):
-    channel: str | None = Field(default=None, max_length=16)
-
-
 class FactorVerifyIn(BaseModel):
     challenge_id: str = Field(max_length=64)
     code: str = Field(max_length=16)

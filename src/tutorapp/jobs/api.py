@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from tutorapp.accounts.deps import AdminPrincipal
+from tutorapp.auth.deps import AdminPrincipal
 from tutorapp.core.db import ReadSessionDep
 from tutorapp.core.fields import Text
-from tutorapp.jobs import service, usage
+from tutorapp.jobs import service
+from tutorapp.metering import service as usage
 
 router = APIRouter(prefix="/api/v1/admin/jobs", tags=["admin"])
 

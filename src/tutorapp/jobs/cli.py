@@ -18,11 +18,12 @@ console = Console()
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    from tutorapp.cli import load_settings
-    from tutorapp.jobs.engine import load_functions, runtime
+    from tutorapp.core.cli import load_settings
+    from tutorapp.jobs.registry import load_functions
+    from tutorapp.jobs.runtime import runtime
 
     load_functions()
-    runtime.configure(load_settings())
+    runtime.configure(load_settings(), role="cli")
 
     async def main() -> T:
         try:

@@ -51,7 +51,7 @@ def run(settings: Settings, executor_id: str, version: str, stop: threading.Even
 
 async def _loop(settings: Settings, executor_id: str, version: str,
                 stop: threading.Event) -> None:
-    from tutorapp.jobs.engine import runtime
+    from tutorapp.jobs.runtime import runtime
 
     database = Database(settings, name="worker", pool_size=1, max_overflow=0)
     interval = max(0.1, settings.jobs_recovery_lease_seconds / 3)

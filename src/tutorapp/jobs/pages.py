@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from tutorapp.accounts.deps import AdminPrincipal
+from tutorapp.auth.deps import AdminPrincipal
 from tutorapp.core.db import ReadSessionDep
-from tutorapp.jobs import service, usage
+from tutorapp.jobs import service
+from tutorapp.metering import service as usage
 
 router = APIRouter(include_in_schema=False)
 

@@ -11,7 +11,8 @@ from typing import Any
 from dbos import WorkflowStatus
 
 from tutorapp.core.errors import Conflict, NotFound
-from tutorapp.jobs.engine import describe_error, runtime
+from tutorapp.jobs.registry import describe_error
+from tutorapp.jobs.runtime import runtime
 
 TERMINAL = {"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
 FAILED = {"ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}

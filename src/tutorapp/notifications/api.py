@@ -16,7 +16,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from svix.webhooks import Webhook, WebhookVerificationError
 
-from tutorapp.accounts.deps import PUBLIC
+from tutorapp.auth.deps import PUBLIC
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError
 from tutorapp.notifications.jobs import RESEND

@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tutorapp.config import Settings
 from tutorapp.integrations.email import get_provider
 from tutorapp.integrations.email.base import OutgoingEmail
-from tutorapp.jobs.engine import RateLimit, describe_error, enqueue, function, runtime, step
+from tutorapp.jobs.queue import enqueue
+from tutorapp.jobs.registry import RateLimit, describe_error, function, step
+from tutorapp.jobs.runtime import runtime
 from tutorapp.notifications import service
 from tutorapp.notifications.models import SuppressionReason
 from tutorapp.webhooks import service as inbox

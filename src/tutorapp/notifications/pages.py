@@ -12,12 +12,11 @@ import uuid
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from tutorapp.accounts.deps import PUBLIC
+from tutorapp.auth.deps import PUBLIC
 from tutorapp.core.db import ReadSessionDep
 from tutorapp.core.errors import NotFound
 from tutorapp.notifications import service
 from tutorapp.notifications.models import EmailMessage
-
 
 
 def local_callers_only(request: Request) -> None:

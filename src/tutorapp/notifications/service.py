@@ -15,15 +15,15 @@ from functools import cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
-from tutorapp.core.db import rows_changed
+from tutorapp.core.db import insert_for, rows_changed
 from tutorapp.core.templating import TEMPLATES_DIR
 from tutorapp.core.time import utcnow
-from tutorapp.jobs import usage
-from tutorapp.jobs.engine import enqueue_after_commit
+from tutorapp.jobs.queue import enqueue_after_commit
+from tutorapp.metering import service as usage
 from tutorapp.notifications.models import (
     EmailMessage,
     EmailStatus,
@@ -93,13 +93,9 @@ async def enqueue_email(
 ) -> EmailMessage:
     """Store the email with the caller's transaction; it is delivered after commit.
 
-    `locale` picks the subject's language (default: the user's locale, else English).
+    `locale` (the recipient's) picks the subject's language (default English).
     `send_after` holds it until then.
     """
-    if locale is None and user_id is not None:
-        from tutorapp.accounts.models import User
-
-        locale = await session.scalar(select(User.locale).where(User.id == user_id))
     subject, html, text = render_email(template, context, locale or DEFAULT_LOCALE)
     message = EmailMessage(
         to_address=to.lower(), subject=subject, html=html, text=text, template=template,
@@ -128,11 +124,8 @@ async def suppress(
     source_event_id: str | None = None,
 ) -> bool:
     """Add the address to the suppression list; False if it was there already."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     result = await session.execute(
-        insert(EmailSuppression)
+        insert_for(session, EmailSuppression)
         .values(id=uuid.uuid4(), address=address.lower(), reason=reason,
                 source_event_id=source_event_id)
         .on_conflict_do_nothing(index_elements=["address"])
@@ -246,14 +239,29 @@ async def due_messages(session: AsyncSession, *, older_than: timedelta, limit: i
     )).all())
 
 
-async def count_by_status(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(
-        select(EmailMessage.status, func.count()).group_by(EmailMessage.status)
-    )
-    return {str(status): n for status, n in rows.all()}
-
-
 async def recent_messages(session: AsyncSession, *, limit: int = 100) -> list[EmailMessage]:
     return list((await session.scalars(
         select(EmailMessage).order_by(EmailMessage.created_at.desc()).limit(limit)
     )).all())
+
+
+# --- privacy (called by accounts) ----------------------------------------------------
+
+
+async def messages_of(session: AsyncSession, user_id: uuid.UUID) -> list[EmailMessage]:
+    """The user's emails, for their privacy export."""
+    return list(await session.scalars(select(EmailMessage).where(EmailMessage.user_id == user_id)))
+
+
+async def forget_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """A deleted account's emails: those not sent yet never go out, and none keeps
+    the address or the body."""
+    await session.execute(
+        update(EmailMessage)
+        .where(EmailMessage.user_id == user_id, EmailMessage.status == EmailStatus.queued)
+        .values(status=EmailStatus.suppressed)
+    )
+    await session.execute(
+        update(EmailMessage).where(EmailMessage.user_id == user_id)
+        .values(to_address="deleted@invalid", html="", text="")
+    )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from tutorapp import __version__
-from tutorapp.accounts.deps import PUBLIC
+from tutorapp.auth.deps import PUBLIC
 from tutorapp.core.db import DatabaseDep
 from tutorapp.core.errors import PROBLEM_JSON, problem_body
 from tutorapp.integrations import capabilities

@@ -5,6 +5,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tutorapp.accounts.deps import PUBLIC
+from tutorapp.auth.deps import PUBLIC
 
 router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])

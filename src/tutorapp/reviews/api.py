@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from tutorapp.accounts.deps import PUBLIC, StudentOrParent, TutorPrincipal
+from tutorapp.auth.deps import PUBLIC, StudentOrParent, TutorPrincipal
 from tutorapp.core.db import ReadSessionDep, SessionDep
+from tutorapp.core.deps import clock
 from tutorapp.core.fields import Text
 from tutorapp.reviews import schemas, service
-from tutorapp.scheduling.api import clock
 
 router = APIRouter(prefix="/api/v1", tags=["reviews"])
 

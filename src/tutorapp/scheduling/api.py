@@ -3,44 +3,43 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts.deps import (
+from tutorapp.auth.deps import (
     PUBLIC,
     CurrentPrincipal,
     OptionalPrincipal,
     StudentOrParent,
     TutorPrincipal,
 )
+from tutorapp.core import zones
 from tutorapp.core.db import ReadSessionDep, SessionDep
-from tutorapp.core.deps import settings_of
+from tutorapp.core.deps import clock, settings_of
 from tutorapp.core.errors import InvalidInput
 from tutorapp.core.fields import LessonMinutes, Moment, Text
-from tutorapp.core.time import utcnow
 from tutorapp.scheduling import (
     availability,
     bookings,
     calendar,
     idempotency,
     schemas,
+    search,
     series,
-    timeslots,
 )
+from tutorapp.scheduling.availability import parse_bound
 from tutorapp.scheduling.models import Booking, BookingStatus
+from tutorapp.tutors import schemas as tutor_schemas
 from tutorapp.tutors import service as tutors
-from tutorapp.tutors.models import TutorProfile
+from tutorapp.tutors.models import Level, TutorProfile
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
-
-
-def clock(request: Request) -> datetime:
-    """Now; tests pin it with `app.state.clock`."""
-    return getattr(request.app.state, "clock", utcnow)()
+# Tutor search filters by free time, so it lives here; listed with the catalogue.
+search_router = APIRouter(prefix="/api/v1", tags=["catalogue & tutors"])
 
 
 async def present(session: AsyncSession, booking: Booking) -> schemas.BookingOut:
@@ -85,7 +84,7 @@ async def free_slots(
     settings = settings_of(request)
     zone_name = tz or (viewer.user.time_zone if viewer else "UTC")
     try:
-        zone = timeslots.zone(zone_name)
+        zone = zones.zone(zone_name)
     except ValueError:
         raise InvalidInput("tz", "not an IANA time zone, e.g. Europe/London", location="query") from None
     start = availability.parse_bound(from_, zone, "from", end=False)
@@ -237,3 +236,39 @@ async def calendar_feed(token: str, request: Request,
     body = await calendar.feed_ics(session, token, settings=settings_of(request), now=clock(request))
     return Response(body, media_type="text/calendar; charset=utf-8",
                     headers={"Cache-Control": "private, max-age=300"})
+
+
+# --- search -----------------------------------------------------------------------
+
+
+@search_router.get("/tutors", dependencies=[PUBLIC])
+async def search_tutors(
+    request: Request, session: ReadSessionDep,
+    q: Annotated[Annotated[str, Text(200)] | None, Query()] = None,
+    subject: Annotated[Annotated[str, Text(400)] | None, Query(description="id or path")] = None,
+    level: Level | None = None,
+    language: Annotated[Annotated[str, Text(16)] | None, Query()] = None,
+    min_rating: Annotated[float | None, Query(ge=0, le=5)] = None,
+    free_from: Annotated[Annotated[str, Text(40)] | None, Query(description="a date or an ISO 8601 moment")] = None,
+    free_to: Annotated[Annotated[str, Text(40)] | None, Query(description="a date or an ISO 8601 moment")] = None,
+    tz: Annotated[Annotated[str, Text(64)], Query()] = "UTC",
+    length: Annotated[LessonMinutes | None, Query()] = None,
+    sort: Annotated[Literal[search.SORTS] | None, Query()] = None,  # type: ignore[valid-type]
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[Annotated[str, Text(400)] | None, Query()] = None,
+) -> tutor_schemas.SearchPage:
+    """Approved tutors; see docs/api-marketplace.md for the rules of each parameter."""
+    settings = request.app.state.settings
+    try:
+        zone = zones.zone(tz)
+    except ValueError:
+        raise InvalidInput("tz", "not an IANA time zone", location="query") from None
+    query = search.Query(
+        q=q, subject=subject, level=level, language=language, min_rating=min_rating,
+        free_from=None if free_from is None else parse_bound(free_from, zone, "free_from", end=False),
+        free_to=None if free_to is None else parse_bound(free_to, zone, "free_to", end=True),
+        length=length, sort=sort or "relevance", limit=min(limit, settings.search_page_size_max),
+        cursor=cursor,
+    )
+    return await search.search(session, query, settings=settings, now=clock(request),
+                               dialect=request.app.state.database.dialect)

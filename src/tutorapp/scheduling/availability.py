@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
+from tutorapp.core import zones
 from tutorapp.core.audit import record
 from tutorapp.core.errors import InvalidInput
 from tutorapp.core.fields import DATE_RANGE, DAY_MAX, DAY_MIN, check_moment
@@ -99,7 +100,7 @@ async def free_time(session: AsyncSession, profile: TutorProfile, start: datetim
                     *, exclude: uuid.UUID | None = None,
                     rules: tuple[list[WeeklyRule], list[DateOverride]] | None = None) -> list[Interval]:
     weekly, overrides = rules if rules is not None else await rules_of(session, profile.id)
-    tz = timeslots.zone(profile.time_zone)
+    tz = zones.zone(profile.time_zone)
     # widen by a day so lessons that start inside [start, end) may end after it
     available = timeslots.availability(weekly, overrides, tz, start, end + timedelta(days=1))
     return timeslots.subtract(available, await busy(session, profile, start, end + timedelta(days=1),
@@ -121,7 +122,7 @@ async def slots(session: AsyncSession, profile: TutorProfile, start: datetime, e
     if lo >= hi:
         return []
     free = await free_time(session, profile, lo, hi, rules=rules)
-    starts = timeslots.slot_starts(free, timeslots.zone(profile.time_zone), length=length,
+    starts = timeslots.slot_starts(free, zones.zone(profile.time_zone), length=length,
                                    step=settings.slot_step_minutes, earliest=lo)
     return [s for s in starts if s < hi]
 
@@ -193,7 +194,7 @@ async def first_slots(session: AsyncSession, profiles: Sequence[TutorProfile], s
         lo, hi = max(start, earliest), min(end, latest + timedelta(microseconds=1))
         if lo >= hi:
             continue
-        tz = timeslots.zone(profile.time_zone)
+        tz = zones.zone(profile.time_zone)
         buffer = timedelta(minutes=profile.buffer_minutes)
         free = timeslots.availability(rules[profile.id], overrides[profile.id], tz, lo,
                                       hi + timedelta(days=1))

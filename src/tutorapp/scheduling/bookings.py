@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tutorapp.accounts.models import Role, User
 from tutorapp.accounts.service import register_eraser, register_exporter, row_dict
 from tutorapp.config import Settings
+from tutorapp.core import zones
 from tutorapp.core.audit import record
 from tutorapp.core.db import retrying
 from tutorapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -87,7 +88,7 @@ async def check_slot(session: AsyncSession, profile: TutorProfile, start: dateti
     """Raise unless a lesson of `length` at `start` is offered and free."""
     if length not in profile.lesson_lengths:
         raise InvalidInput("length", f"this tutor offers {sorted(profile.lesson_lengths)} minutes")
-    tz = timeslots.zone(profile.time_zone)
+    tz = zones.zone(profile.time_zone)
     if not timeslots.on_grid(start, tz, settings.slot_step_minutes):
         raise InvalidInput(field, f"lessons start on the {settings.slot_step_minutes}-minute grid "
                                   "of the tutor's time zone")

@@ -1,47 +1,23 @@
 """Domain events of scheduling (`booking.confirmed`, `booking.cancelled`, ...).
 
 `emit` records the event in the caller's transaction with the jobs engine
-(`tutorapp.jobs.engine.emit`: functions subscribed to the event start after commit,
-once per (name, key)), and runs the in-process handlers registered with `on_event`
-after commit. Nothing runs on rollback. The key is `<booking id>:<sequence>`, so a
-retried transition is one event. Handlers receive (event name, booking id, data)
-and must take ids, reload fresh data and be safe to run twice.
+(`tutorapp.jobs.queue.emit`: functions subscribed to the event start after commit,
+once per (name, key)). Nothing runs on rollback. The key is `<booking id>:<sequence>`,
+so a retried transition is one event. Functions receive the event with the booking
+id and must reload fresh data and be safe to run twice.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.core.db import after_commit
-
-Handler = Callable[[str, uuid.UUID, dict[str, Any]], Awaitable[None]]
-_handlers: list[Handler] = []
-
-
-def on_event(handler: Handler) -> Handler:
-    """Register a handler for every scheduling event (usable as a decorator)."""
-    _handlers.append(handler)
-    return handler
-
-
-def recorded(session: AsyncSession) -> list[tuple[str, uuid.UUID, dict[str, Any]]]:
-    """The events emitted in this session so far (tests, debugging)."""
-    return session.info.setdefault("domain_events", [])
-
 
 async def emit(session: AsyncSession, name: str, booking_id: uuid.UUID, *, sequence: int,
                **data: Any) -> None:
-    from tutorapp.jobs import engine as jobs
+    from tutorapp.jobs import queue
 
-    recorded(session).append((name, booking_id, data))
-    await jobs.emit(session, name, {"booking_id": str(booking_id), **data},
-                    event_id=f"{booking_id}:{sequence}")
-    for handler in list(_handlers):
-        async def deliver(handler: Handler = handler) -> None:
-            await handler(name, booking_id, data)
-
-        after_commit(session, deliver)
+    await queue.emit(session, name, {"booking_id": str(booking_id), **data},
+                     event_id=f"{booking_id}:{sequence}")

@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tutorapp.core.time import utcnow
-from tutorapp.jobs.engine import enqueue, function, runtime, step, workflow_id
+from tutorapp.jobs.queue import enqueue
+from tutorapp.jobs.registry import function, step, workflow_id
+from tutorapp.jobs.runtime import runtime
 from tutorapp.scheduling import bookings, notices
 from tutorapp.scheduling.models import Booking, BookingStatus
 

@@ -13,7 +13,6 @@ from tutorapp.core.fields import Day, LessonLength, Moment, Text, TimeZone
 from tutorapp.scheduling.models import BookingStatus
 from tutorapp.scheduling.timeslots import OverrideKind
 
-
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 

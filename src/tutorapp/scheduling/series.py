@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import User
 from tutorapp.config import Settings
+from tutorapp.core import zones
 from tutorapp.core.audit import record
 from tutorapp.core.errors import AppError, Conflict, InvalidInput
 from tutorapp.scheduling import bookings, schemas, timeslots
@@ -32,7 +33,7 @@ async def book_series(session: AsyncSession, *, caller: User, data: schemas.Seri
         raise InvalidInput("count", f"at most {settings.series_max_lessons} lessons")
     zone_name = data.time_zone or caller.time_zone
     try:
-        tz = timeslots.zone(zone_name)
+        tz = zones.zone(zone_name)
     except ValueError as exc:
         raise InvalidInput("time_zone", "not an IANA time zone") from exc
     profile = await bookings.bookable_profile(session, data.tutor_id)

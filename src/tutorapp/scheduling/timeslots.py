@@ -28,7 +28,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 Interval = tuple[datetime, datetime]  # [start, end) in UTC, aware
 MINUTES_PER_DAY = 24 * 60
@@ -52,24 +52,6 @@ class DateOverride:
     kind: OverrideKind
     start_minute: int | None = None  # None with kind=off: the whole day
     end_minute: int | None = None
-
-
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone, or ValueError (callers turn it into InvalidInput)."""
-    try:
-        if not name or name.startswith(("/", ".")) or ".." in name:
-            raise ValueError
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ValueError(f"unknown time zone {name!r}") from exc
-
-
-def is_valid_zone(name: str) -> bool:
-    try:
-        zone(name)
-    except ValueError:
-        return False
-    return True
 
 
 # --- offsets and transitions -------------------------------------------------------

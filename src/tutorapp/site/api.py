@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from tutorapp.accounts.deps import PUBLIC
+from tutorapp.auth.deps import PUBLIC
 
 router = APIRouter(prefix="/api/v1/mobile", tags=["mobile"])
 

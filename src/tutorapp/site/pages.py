@@ -15,16 +15,16 @@ from xml.sax.saxutils import escape
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
-from tutorapp.accounts.deps import PUBLIC, OptionalPrincipal
+from tutorapp.auth.deps import PUBLIC, OptionalPrincipal
+from tutorapp.core import zones
 from tutorapp.core.db import ReadSessionDep
+from tutorapp.core.deps import clock
 from tutorapp.core.errors import AppError
 from tutorapp.core.fields import Text, browse_day
 from tutorapp.core.pages import render
 from tutorapp.core.templating import STATIC_DIR
 from tutorapp.reviews import service as reviews
-from tutorapp.scheduling import availability, timeslots
-from tutorapp.scheduling.api import clock
-from tutorapp.tutors import search
+from tutorapp.scheduling import availability, search
 from tutorapp.tutors import service as tutors
 from tutorapp.tutors.models import Level, TutorProfile
 
@@ -36,7 +36,7 @@ SLOT_DAYS = 7
 def viewer_zone(principal: Any, tz: str | None) -> str:
     """The zone slot times are shown in: the query's, else the user's, else UTC."""
     for candidate in (tz, principal.user.time_zone if principal else None):
-        if candidate and timeslots.is_valid_zone(candidate):
+        if candidate and zones.is_valid_zone(candidate):
             return candidate
     return "UTC"
 
@@ -97,9 +97,9 @@ async def directory(
                   levels=[level.value for level in Level], sorts=search.SORTS, **context)
 
 
-async def _slot_days(request: Request, session: ReadSessionDep, profile: TutorProfile,
+async def slot_days(request: Request, session: ReadSessionDep, profile: TutorProfile,
                      zone: str, start_day: date, length: int) -> list[tuple[date, list[datetime]]]:
-    tz = timeslots.zone(zone)
+    tz = zones.zone(zone)
     start = datetime.combine(start_day, time(), tz)
     end = start + timedelta(days=SLOT_DAYS)
     starts = await availability.slots(session, profile, start, end, length=length,
@@ -115,13 +115,13 @@ async def _slot_context(request: Request, session: ReadSessionDep, profile: Tuto
                         principal: Any, tz: str | None, week: str | None,
                         length: int | None) -> dict[str, Any]:
     zone = viewer_zone(principal, tz)
-    today = datetime.now(timeslots.zone(zone)).date()
+    today = datetime.now(zones.zone(zone)).date()
     start_day = max(browse_day(week, today), today)
     lengths = sorted(profile.lesson_lengths)
     chosen = length if length in lengths else lengths[0]
     return {
         "profile": profile, "zone": zone, "length": chosen, "lengths": lengths,
-        "days": await _slot_days(request, session, profile, zone, start_day, chosen),
+        "days": await slot_days(request, session, profile, zone, start_day, chosen),
         "week": start_day, "prev_week": (start_day - timedelta(days=SLOT_DAYS)
                                          if start_day > today else None),
         "next_week": start_day + timedelta(days=SLOT_DAYS),

@@ -1,19 +1,15 @@
-"""JSON routes of the catalogue and tutor profiles (search lives in `tutors.search`)."""
+"""JSON routes of the catalogue and tutor profiles (search by free time is
+`scheduling.api.search_router`: it reads availability and bookings)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Request, status
 
-from tutorapp.accounts.deps import PUBLIC, AdminPrincipal, OptionalPrincipal, TutorPrincipal
+from tutorapp.auth.deps import PUBLIC, AdminPrincipal, OptionalPrincipal, TutorPrincipal
 from tutorapp.core.db import ReadSessionDep, SessionDep
-from tutorapp.core.errors import InvalidInput
-from tutorapp.core.fields import LessonMinutes, Text
-from tutorapp.scheduling import timeslots
-from tutorapp.scheduling.availability import parse_bound
-from tutorapp.tutors import schemas, search, service
+from tutorapp.tutors import schemas, service
 from tutorapp.tutors.models import Level, ProfileStatus
 
 router = APIRouter(prefix="/api/v1", tags=["catalogue & tutors"])
@@ -110,41 +106,3 @@ async def get_profile(tutor_id: uuid.UUID, session: ReadSessionDep,
     profile = await service.get_profile(session, tutor_id,
                                         viewer=viewer.user if viewer else None)
     return await service.present(session, profile)
-
-
-# --- search -----------------------------------------------------------------------
-
-
-@router.get("/tutors", dependencies=[PUBLIC])
-async def search_tutors(
-    request: Request, session: ReadSessionDep,
-    q: Annotated[Annotated[str, Text(200)] | None, Query()] = None,
-    subject: Annotated[Annotated[str, Text(400)] | None, Query(description="id or path")] = None,
-    level: Level | None = None,
-    language: Annotated[Annotated[str, Text(16)] | None, Query()] = None,
-    min_rating: Annotated[float | None, Query(ge=0, le=5)] = None,
-    free_from: Annotated[Annotated[str, Text(40)] | None, Query(description="a date or an ISO 8601 moment")] = None,
-    free_to: Annotated[Annotated[str, Text(40)] | None, Query(description="a date or an ISO 8601 moment")] = None,
-    tz: Annotated[Annotated[str, Text(64)], Query()] = "UTC",
-    length: Annotated[LessonMinutes | None, Query()] = None,
-    sort: Annotated[Literal[search.SORTS] | None, Query()] = None,  # type: ignore[valid-type]
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[Annotated[str, Text(400)] | None, Query()] = None,
-) -> schemas.SearchPage:
-    """Approved tutors; see docs/api-marketplace.md for the rules of each parameter."""
-    from tutorapp.scheduling.api import clock
-
-    settings = request.app.state.settings
-    try:
-        zone = timeslots.zone(tz)
-    except ValueError:
-        raise InvalidInput("tz", "not an IANA time zone", location="query") from None
-    query = search.Query(
-        q=q, subject=subject, level=level, language=language, min_rating=min_rating,
-        free_from=None if free_from is None else parse_bound(free_from, zone, "free_from", end=False),
-        free_to=None if free_to is None else parse_bound(free_to, zone, "free_to", end=True),
-        length=length, sort=sort or "relevance", limit=min(limit, settings.search_page_size_max),
-        cursor=cursor,
-    )
-    return await search.search(session, query, settings=settings, now=clock(request),
-                               dialect=request.app.state.database.dialect)

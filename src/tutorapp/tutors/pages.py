@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts.deps import TutorPrincipal
+from tutorapp.auth.deps import TutorPrincipal
 from tutorapp.core.db import SessionDep
 from tutorapp.core.errors import AppError
 from tutorapp.core.pages import form_failed, parse_form, render

@@ -75,10 +75,6 @@ async def list_subjects(session: AsyncSession) -> Sequence[Subject]:
     return (await session.scalars(select(Subject).order_by(Subject.path))).all()
 
 
-async def subject_paths(session: AsyncSession, subject_id: uuid.UUID) -> str | None:
-    return await session.scalar(select(Subject.path).where(Subject.id == subject_id))
-
-
 async def create_language(session: AsyncSession, data: schemas.LanguageIn, *,
                           actor_id: uuid.UUID) -> Language:
     if await session.scalar(select(Language.id).where(Language.code == data.code)):
@@ -119,10 +115,6 @@ async def get_profile(session: AsyncSession, profile_id: uuid.UUID, *,
     ):
         raise NotFound("No such tutor.")
     return profile
-
-
-async def get_public_profile(session: AsyncSession, profile_id: uuid.UUID) -> TutorProfile:
-    return await get_profile(session, profile_id)
 
 
 async def save_profile(session: AsyncSession, user: User, data: schemas.ProfileIn, *,

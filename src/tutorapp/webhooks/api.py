@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from tutorapp.accounts.deps import AdminPrincipal
+from tutorapp.auth.deps import AdminPrincipal
 from tutorapp.core.db import SessionDep
 from tutorapp.webhooks import service
 from tutorapp.webhooks.models import InboxEvent, InboxStatus

@@ -10,7 +10,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from tutorapp.jobs.engine import enqueue, function, runtime, step
+from tutorapp.jobs.queue import enqueue
+from tutorapp.jobs.registry import function, step
+from tutorapp.jobs.runtime import runtime
 from tutorapp.webhooks import service
 
 

@@ -23,12 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
-from tutorapp.core.db import rows_changed
+from tutorapp.core.db import insert_for, rows_changed
 from tutorapp.core.errors import Conflict, NotFound
 from tutorapp.core.fields import storable, storable_json
 from tutorapp.core.time import utcnow
@@ -82,11 +81,10 @@ async def store(session: AsyncSession, *, provider: str, dedupe_key: str, event_
                 ) -> tuple[uuid.UUID, bool]:
     """Insert the event unless we have it: (its id, whether it is new). A new event
     is started after commit (and by the sweep if that start is lost)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     event_id, now = uuid.uuid4(), utcnow()
     key = _clip(dedupe_key, 300)
     result = await session.execute(
-        insert(InboxEvent).values(
+        insert_for(session, InboxEvent).values(
             id=event_id, provider=provider, dedupe_key=key, event_name=_clip(event_name, 64),
             resource_type=_clip(resource_type, 40), resource_id=_clip(resource_id, 64),
             payload=storable_json(payload), status=InboxStatus.pending, attempts=0,
@@ -95,7 +93,7 @@ async def store(session: AsyncSession, *, provider: str, dedupe_key: str, event_
         ).on_conflict_do_nothing(index_elements=["provider", "dedupe_key"])
     )
     if rows_changed(result) == 1:
-        from tutorapp.jobs.engine import enqueue_after_commit
+        from tutorapp.jobs.queue import enqueue_after_commit
 
         enqueue_after_commit(session, PROCESS, str(event_id), key=f"{event_id}:0")
         return event_id, True
@@ -146,7 +144,7 @@ async def process(session: AsyncSession, settings: Settings, event_id: uuid.UUID
         return await _dead(session, event, error, now)
     event.next_attempt_at = now + backoff(event.attempts)
     await session.flush()
-    from tutorapp.jobs.engine import enqueue_after_commit
+    from tutorapp.jobs.queue import enqueue_after_commit
 
     enqueue_after_commit(session, PROCESS, str(event.id), key=run_key(event),
                          at=event.next_attempt_at)
@@ -164,7 +162,7 @@ async def wake(session: AsyncSession, *, provider: str, resource_type: str) -> i
                                  InboxEvent.last_error.like("deferred:%"),
                                  InboxEvent.next_attempt_at > now)
         .with_for_update(skip_locked=True)))
-    from tutorapp.jobs.engine import enqueue_after_commit
+    from tutorapp.jobs.queue import enqueue_after_commit
 
     for event in waiting:
         event.next_attempt_at = now
@@ -217,7 +215,7 @@ async def retry(session: AsyncSession, event_id: uuid.UUID, *, actor_id: uuid.UU
     await session.flush()
     await record(session, "webhook.retried", subject_type="webhook_event", subject_id=event.id,
                  actor_id=actor_id, before=before, last_error=event.last_error)
-    from tutorapp.jobs.engine import enqueue_after_commit
+    from tutorapp.jobs.queue import enqueue_after_commit
 
     # a key of its own: the earlier runs of attempt 0 are done
     enqueue_after_commit(session, PROCESS, str(event.id), key=f"{event.id}:retry:{uuid.uuid4()}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tutorapp.jobs.engine import PermanentFailure
+from tutorapp.core.errors import PermanentFailure
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from tutorapp.jobs.engine import PermanentFailure
+from tutorapp.core.errors import PermanentFailure
 
 JSON_API = "application/vnd.api+json"
 

@@ -16,18 +16,19 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts import service as accounts
-from tutorapp.accounts.deps import CurrentPrincipal, StudentOrParent, TutorPrincipal
 from tutorapp.accounts.models import Role, User
+from tutorapp.auth.deps import CurrentPrincipal, StudentOrParent, TutorPrincipal
+from tutorapp.core import zones
 from tutorapp.core.db import SessionDep
+from tutorapp.core.deps import clock
 from tutorapp.core.errors import AppError, InvalidInput, NotFound, safe_next
 from tutorapp.core.fields import browse_day, check_moment
 from tutorapp.core.pages import FormProblem, form_failed, parse_form, render
 from tutorapp.reviews import schemas as review_schemas
 from tutorapp.reviews import service as reviews
-from tutorapp.scheduling import availability, bookings, calendar, schemas, series, timeslots
-from tutorapp.scheduling.api import clock
+from tutorapp.scheduling import availability, bookings, calendar, schemas, series
 from tutorapp.scheduling.models import Booking, BookingStatus
-from tutorapp.site.pages import _slot_days, viewer_zone
+from tutorapp.site.pages import slot_days, viewer_zone
 from tutorapp.tutors import service as tutors
 
 router = APIRouter(include_in_schema=False)
@@ -131,7 +132,7 @@ async def _book_context(session: AsyncSession, principal: Any, tutor_id: uuid.UU
     moment = _parse_start(start)
     return {"profile": profile, "start": moment, "start_raw": start, "length": length,
             "zone": zone, "children": children,
-            "weekday": WEEKDAYS[moment.astimezone(timeslots.zone(zone)).weekday()]}
+            "weekday": WEEKDAYS[moment.astimezone(zones.zone(zone)).weekday()]}
 
 
 @router.get("/app/book/{tutor_id}")
@@ -165,7 +166,7 @@ async def book_submit(request: Request, tutor_id: uuid.UUID, principal: StudentO
                   "student_id": student_id or None}
         if repeat == "weekly":
             fields |= {"count": count, "mode": "available",
-                       "time_zone": zone if timeslots.is_valid_zone(zone) else None}
+                       "time_zone": zone if zones.is_valid_zone(zone) else None}
         data = parse_form(schemas.SeriesIn if repeat == "weekly" else schemas.BookingIn, fields,
                           labels=BOOK_LABELS)
         context = await _book_context(session, principal, tutor_id, start, data.length, zone)
@@ -295,9 +296,9 @@ async def reschedule_page(request: Request, booking_id: uuid.UUID, principal: Cu
     context = await _booking_context(request, session, principal, booking_id)
     profile = context["d"]["profile"]
     zone = principal.user.time_zone
-    today = datetime.now(timeslots.zone(zone)).date()
+    today = datetime.now(zones.zone(zone)).date()
     start_day = max(browse_day(week, today), today)
-    context["days"] = await _slot_days(request, session, profile, zone, start_day,
+    context["days"] = await slot_days(request, session, profile, zone, start_day,
                                        context["b"].length)
     context["next_week"] = start_day + timedelta(days=7)
     return render(request, "app/reschedule.html", **context)
@@ -339,7 +340,7 @@ async def calendar_page(request: Request, principal: CurrentPrincipal, session: 
                         week: str | None = None) -> Response:
     """The week's lessons, one column per day, in the viewer's zone."""
     zone = principal.user.time_zone
-    tz = timeslots.zone(zone)
+    tz = zones.zone(zone)
     today = datetime.now(tz).date()
     start_day = browse_day(week, today - timedelta(days=today.weekday()))
     start = datetime.combine(start_day, datetime.min.time(), tz)

@@ -21,11 +21,13 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from tutorapp.accounts.models import AuthSession, Role, User
 from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
+from tutorapp.core.deps import settings_of
 from tutorapp.core.errors import AppError, CSRFFailed, Forbidden, Unauthorized
 from tutorapp.core.security import TokenError, csrf_token, decode_access_token, token_hash
 from tutorapp.core.time import utcnow
@@ -90,26 +92,42 @@ class Viewer:
                    session_id=principal.session.id, via=principal.via)
 
 
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
+class SessionCookie(APIKeyCookie):
+    """The web session cookie. Its name follows the settings (`__Host-` prefixed
+    with secure cookies), so it is read by that name, not the documented one."""
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        return request.cookies.get(settings_of(request).session_cookie_name) or None
 
 
-def _bearer(request: Request) -> str | None:
+# The two ways to sign in, as OpenAPI security schemes (the Authorize button of
+# /api/docs). Neither refuses a request itself: the access rule decides.
+bearer_scheme = HTTPBearer(
+    auto_error=False, scheme_name="accessToken",
+    description="An access token from `POST /api/v1/auth/login` (or `/auth/v1/token`).")
+session_cookie = SessionCookie(
+    name="tutorapp_session", auto_error=False, scheme_name="sessionCookie",
+    description="The web session (`__Host-tutorapp_session` with secure cookies); a "
+                "state-changing request also sends the CSRF token (`X-CSRF-Token`).")
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+SessionCookieValue = Annotated[str | None, Depends(session_cookie)]
+
+
+def _bearer(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
     """The bearer token naming a user. Supabase clients send their API key as the
     bearer while signed out: that key names no user, so the caller is anonymous."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        settings = _settings(request)
-        token = credentials.strip()
-        if token in (settings.supabase_anon_key, settings.supabase_service_key):
-            return None
-        return token
-    return None
+    if credentials is None:
+        return None
+    settings = settings_of(request)
+    token = credentials.credentials.strip()
+    if token in (settings.supabase_anon_key, settings.supabase_service_key):
+        return None
+    return token
 
 
 async def _from_bearer(request: Request, db: SessionDep, token: str) -> Principal:
     try:
-        claims = decode_access_token(_settings(request), token)
+        claims = decode_access_token(settings_of(request), token)
     except TokenError as exc:
         raise InvalidAccessToken(f"Invalid access token: {exc}.",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
@@ -123,7 +141,7 @@ async def _from_bearer(request: Request, db: SessionDep, token: str) -> Principa
 
 
 async def _from_cookie(request: Request, db: SessionDep, token: str) -> Principal | None:
-    settings = _settings(request)
+    settings = settings_of(request)
     auth_session = await db.scalar(
         select(AuthSession).where(AuthSession.cookie_token_hash == token_hash(token))
     )
@@ -162,14 +180,15 @@ async def _principal(db: SessionDep, auth_session: AuthSession, via: str) -> Pri
     return Principal(user=user, session=auth_session, via=via)  # type: ignore[arg-type]
 
 
-async def resolve_principal(request: Request, db: SessionDep) -> Principal | None:
+async def resolve_principal(request: Request, db: SessionDep, bearer: BearerCredentials,
+                            cookie: SessionCookieValue) -> Principal | None:
     """The caller: a bearer token first, then the session cookie; None if anonymous."""
     if "principal" in request.scope.get("state", {}):
         return request.state.principal
     principal: Principal | None = None
-    if token := _bearer(request):
+    if token := _bearer(request, bearer):
         principal = await _from_bearer(request, db, token)
-    elif cookie := request.cookies.get(_settings(request).session_cookie_name):
+    elif cookie:
         principal = await _from_cookie(request, db, cookie)
     request.state.principal = principal
     request.state.viewer = Viewer.of(principal) if principal else None
@@ -185,8 +204,9 @@ class Access:
     allow_aal1: bool = False
     require_aal2: bool = False
 
-    async def __call__(self, request: Request, db: SessionDep) -> Principal | None:
-        principal = await resolve_principal(request, db)
+    async def __call__(self, request: Request, db: SessionDep, bearer: BearerCredentials,
+                       cookie: SessionCookieValue) -> Principal | None:
+        principal = await resolve_principal(request, db, bearer, cookie)
         if principal is None:
             if self.authenticated:
                 raise Unauthorized("Sign in to continue.",

@@ -7,8 +7,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from tutorapp.core.time import utcnow
-from tutorapp.jobs.engine import dispatch_event, function, runtime, step
 from tutorapp.jobs.models import JobEvent
+from tutorapp.jobs.queue import dispatch_event
+from tutorapp.jobs.registry import function, step
+from tutorapp.jobs.runtime import runtime
 
 # An event younger than this is still being dispatched by the request that emitted it.
 DISPATCH_GRACE = timedelta(seconds=30)

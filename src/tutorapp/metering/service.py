@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.config import Settings
-from tutorapp.core.db import rows_changed
+from tutorapp.core.db import insert_for, rows_changed
 from tutorapp.core.time import utcnow
-from tutorapp.jobs.models import UsageCounter
+from tutorapp.metering.models import UsageCounter
 
 EMAILS_SENT = "email.sent"
 JOB_STEPS = "jobs.steps"
@@ -27,12 +25,8 @@ def month(now: datetime) -> str:
     return now.strftime("%Y-%m")
 
 
-def _insert(session: AsyncSession) -> Callable[[Any], postgresql.Insert | sqlite.Insert]:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def increment(session: AsyncSession, metric: str, period: str, amount: int = 1) -> None:
-    insert = _insert(session)(UsageCounter).values(metric=metric, period=period, count=amount)
+    insert = insert_for(session, UsageCounter).values(metric=metric, period=period, count=amount)
     await session.execute(insert.on_conflict_do_update(
         index_elements=["metric", "period"],
         set_={"count": UsageCounter.count + amount, "updated_at": utcnow()},
@@ -44,7 +38,7 @@ async def try_increment(
 ) -> bool:
     """Add `amount` unless that passes `cap`; True when added (atomic: a conditional
     UPDATE, so concurrent senders never overshoot the cap)."""
-    insert = _insert(session)(UsageCounter).values(metric=metric, period=period, count=0)
+    insert = insert_for(session, UsageCounter).values(metric=metric, period=period, count=0)
     await session.execute(insert.on_conflict_do_nothing(index_elements=["metric", "period"]))
     result = await session.execute(
         update(UsageCounter)
@@ -64,11 +58,8 @@ async def get(session: AsyncSession, metric: str, period: str) -> int:
     return int(value or 0)
 
 
-async def add_steps(amount: int) -> None:
-    from tutorapp.jobs.engine import runtime
-
-    async with runtime.database().unit_of_work() as session:
-        await increment(session, JOB_STEPS, month(utcnow()), amount)
+async def add_steps(session: AsyncSession, amount: int) -> None:
+    await increment(session, JOB_STEPS, month(utcnow()), amount)
 
 
 async def report(session: AsyncSession, settings: Settings, now: datetime | None = None

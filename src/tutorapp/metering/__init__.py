@@ -1,0 +1,1 @@
+"""Metered usage against the plan's quotas: emails sent, job steps run."""
