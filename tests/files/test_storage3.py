@@ -1,0 +1,117 @@
+"""supabase-py's storage client (storage3, from PyPI), unchanged, against /storage/v1,
+on every backend."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from PIL import Image
+from storage3.exceptions import StorageApiError
+
+from tests.files.conftest import signed_in, storage_client
+from tutorapp.core.db import Database
+
+PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+
+
+def png(size: tuple[int, int] = (40, 30), exif_gps: bool = False) -> bytes:
+    out = io.BytesIO()
+    image = Image.new("RGB", size, (200, 30, 30))
+    if exif_gps:
+        exif = Image.Exif()
+        exif[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0)}  # GPSInfo
+        exif[0x010F] = "SpyCam"  # Make
+        image.save(out, "JPEG", exif=exif)
+    else:
+        image.save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_upload_sign_download_list_move_copy_delete(
+    app: FastAPI, client: httpx.AsyncClient, db: Database
+) -> None:
+    tutor = await signed_in(db)
+    uid = str(tutor.user.id)
+    storage = storage_client(app, tutor.access_token or "")
+    bucket = storage.from_("materials")
+
+    uploaded = await bucket.upload(f"{uid}/notes/lesson 1.pdf", PDF,
+                                   {"content-type": "application/pdf"})
+    assert uploaded.path == f"{uid}/notes/lesson 1.pdf"
+    assert uploaded.full_path == f"materials/{uid}/notes/lesson 1.pdf"
+
+    assert await bucket.download(f"{uid}/notes/lesson 1.pdf") == PDF
+    with pytest.raises(StorageApiError) as duplicate:
+        await bucket.upload(f"{uid}/notes/lesson 1.pdf", PDF)
+    assert (duplicate.value.status, duplicate.value.code) == ("409", "Duplicate")
+    await bucket.upload(f"{uid}/notes/lesson 1.pdf", PDF + b"\n", {"upsert": "true"})
+    assert await bucket.download(f"{uid}/notes/lesson 1.pdf") == PDF + b"\n"
+
+    signed = await bucket.create_signed_url(f"{uid}/notes/lesson 1.pdf", 60)
+    anonymous = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                  base_url="http://testserver", follow_redirects=True)
+    response = await anonymous.get(signed["signedURL"])
+    if response.status_code == 302:  # never: redirects are followed
+        raise AssertionError(response.headers)
+    assert response.status_code == 200 and response.content == PDF + b"\n"
+
+    listed = await bucket.list(f"{uid}/notes")
+    assert [entry["name"] for entry in listed] == ["lesson 1.pdf"]
+    assert listed[0]["metadata"]["mimetype"] == "application/pdf"
+    top = await bucket.list(uid)
+    assert [(e["name"], e["id"]) for e in top] == [("notes", None)]
+
+    await bucket.move(f"{uid}/notes/lesson 1.pdf", f"{uid}/notes/week 1.pdf")
+    await bucket.copy(f"{uid}/notes/week 1.pdf", f"{uid}/archive/week 1.pdf")
+    assert await bucket.download(f"{uid}/archive/week 1.pdf") == PDF + b"\n"
+    assert await bucket.exists(f"{uid}/notes/lesson 1.pdf") is False
+    # the link signed for the old name does not follow the object to its new name
+    assert (await anonymous.get(signed["signedURL"])).status_code in (400, 404)
+
+    removed = await bucket.remove([f"{uid}/notes/week 1.pdf", f"{uid}/archive/week 1.pdf"])
+    assert sorted(r["name"] for r in removed) == [f"{uid}/archive/week 1.pdf",
+                                                   f"{uid}/notes/week 1.pdf"]
+    assert await bucket.list(uid) == []
+    names = [b.id for b in await storage.list_buckets()]
+    assert names == ["attachments", "avatars", "exports", "materials"]
+
+
+async def test_signed_upload_url_and_public_avatar(app: FastAPI, db: Database) -> None:
+    user = await signed_in(db)
+    uid = str(user.user.id)
+    storage = storage_client(app, user.access_token or "")
+    avatars = storage.from_("avatars")
+    signed = await avatars.create_signed_upload_url(f"{uid}/me.jpg")
+    await avatars.upload_to_signed_url(signed["path"], signed["token"], png(exif_gps=True))
+    public = await avatars.get_public_url(f"{uid}/me.jpg")
+    anonymous = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                  base_url="http://testserver")
+    response = await anonymous.get(public)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/jpeg"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "public, max-age=3600"
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert dict(image.getexif()) == {}  # GPS and camera gone
+    again = await anonymous.get(public, headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304
+
+
+async def test_spoofed_type_and_size_limit(app: FastAPI, db: Database) -> None:
+    user = await signed_in(db)
+    uid = str(user.user.id)
+    avatars = storage_client(app, user.access_token or "").from_("avatars")
+    with pytest.raises(StorageApiError) as spoofed:
+        await avatars.upload(f"{uid}/evil.png", b"#!/bin/sh\nrm -rf /\n",
+                             {"content-type": "image/png"})
+    assert (spoofed.value.status, spoofed.value.code) == ("415", "invalid_mime_type")
+    with pytest.raises(StorageApiError) as big:
+        await avatars.upload(f"{uid}/big.png", png() + b"\0" * (2 * 1024 * 1024))
+    assert (big.value.status, big.value.code) == ("413", "Payload too large")
+    with pytest.raises(StorageApiError) as elsewhere:
+        await avatars.upload("someone-else/me.png", png())
+    assert elsewhere.value.status == "403"
+    assert await avatars.list(uid) == []
