@@ -27,7 +27,8 @@ from tutorapp.files.models import StorageBucket, StoredObject
 from tutorapp.integrations.storage import StorageBackend
 
 PREFIX = "/storage/v1"
-router = APIRouter(prefix=PREFIX, tags=["storage"])
+# Supabase documents this API; it is left out of our OpenAPI (as /auth/v1 is).
+router = APIRouter(prefix=PREFIX, tags=["storage"], include_in_schema=False)
 
 
 def _store(request: Request) -> StorageBackend:

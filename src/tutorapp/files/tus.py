@@ -30,7 +30,8 @@ from tutorapp.files.storage_api import PREFIX, SettingsDep, StoreDep
 from tutorapp.integrations.storage import StorageBackend
 
 VERSION = "1.0.0"
-router = APIRouter(prefix=f"{PREFIX}/upload/resumable", tags=["storage"])
+router = APIRouter(prefix=f"{PREFIX}/upload/resumable", tags=["storage"],
+                   include_in_schema=False)
 UPLOAD_TTL = timedelta(hours=24)
 MAX_SIZE = 50 * 1024**3
 
