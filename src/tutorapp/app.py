@@ -31,6 +31,8 @@ from tutorapp.core.ratelimit import RateLimiter
 from tutorapp.core.security import configure_password_hashing
 from tutorapp.core.templating import STATIC_DIR, create_templates
 from tutorapp.files import LARGE_BODY_PREFIXES
+from tutorapp.files import api as files_api
+from tutorapp.files import pages as files_pages
 from tutorapp.files import install as install_files
 from tutorapp.gotrue import install as install_gotrue
 from tutorapp.jobs import api as jobs_api
@@ -85,7 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reviews_api.router, *accounts_api.routers, ops_pages.router, site_api.router,
         site_pages.router, scheduling_pages.router, tutors_pages.router, admin_pages.router,
         *billing_api.routers, notifications_api.router, jobs_api.router,
-        jobs_pages.router, accounts_pages.router, webhooks_api.router,
+        jobs_pages.router, accounts_pages.router, webhooks_api.router, files_api.router,
+        files_pages.router,
     ]
     if settings.payments_provider == "sandbox":  # refused in staging/prod
         routers.append(billing_pages.router)  # its checkout page and customer portal

@@ -264,8 +264,8 @@ async def upload(
                 for label, (blob, kind) in content.avatar_variants(data).items():
                     variant_key = f"{key}.{label}"
                     written.append(variant_key)
-                    await store.put(variant_key, content.once(blob), content_type=kind)
-                    variants[label] = {"key": variant_key, "mime_type": kind}
+                    made = await store.put(variant_key, content.once(blob), content_type=kind)
+                    variants[label] = {"key": variant_key, "mime_type": kind, "size": made.size}
         else:
             stored = await store.put(key, _limited(chunks, limit), content_type=mime,
                                      content_disposition=disposition)
@@ -544,13 +544,6 @@ def opener(store: StorageBackend, obj: StoredObject, variant: str | None = None)
     return open_range
 
 
-def variant_type(obj: StoredObject, variant: str) -> tuple[str, bool]:
-    """The MIME type of a variant, and whether the object has it."""
-    if obj.variants and variant in obj.variants:
-        return obj.variants[variant]["mime_type"], True
-    return obj.mime_type, False
-
-
 async def attach_to_booking(session: AsyncSession, store: StorageBackend, settings: Settings,
                             caller: Caller, booking_id: uuid.UUID, body: Upload
                             ) -> StoredObject:
@@ -584,6 +577,13 @@ async def materials_of(session: AsyncSession, caller: Caller, booking_id: uuid.U
 async def avatar_of(session: AsyncSession, user_id: uuid.UUID) -> StoredObject | None:
     return await session.scalar(select(StoredObject).where(
         StoredObject.bucket_id == AVATARS, StoredObject.name == f"{user_id}/avatar"))
+
+
+async def avatar_of_tutor(session: AsyncSession, tutor_id: uuid.UUID) -> StoredObject | None:
+    from tutorapp.tutors.models import TutorProfile
+
+    user_id = await session.scalar(select(TutorProfile.user_id).where(TutorProfile.id == tutor_id))
+    return None if user_id is None else await avatar_of(session, user_id)
 
 
 async def orphans(session: AsyncSession, store: StorageBackend, *,
@@ -656,3 +656,37 @@ async def update_bucket(session: AsyncSession, bucket_id: str, *, public: bool,
     found.allowed_mime_types = allowed_mime_types
     await session.flush()
     return found
+
+
+async def export_to_file(session: AsyncSession, store: StorageBackend, settings: Settings,
+                         user: User) -> StoredObject:
+    """The GDPR export as a JSON file in `exports` (kept 7 days), and an email with a
+    signed link to it through the outbox (sent once the transaction commits)."""
+    import orjson
+
+    from tutorapp.accounts.service import export
+    from tutorapp.files.buckets import EXPORTS
+    from tutorapp.notifications.service import enqueue_email
+
+    data = orjson.dumps(await export(session, user), default=str, option=orjson.OPT_INDENT_2)
+    name = f"{user.id}/export-{utcnow().strftime('%Y%m%dT%H%M%S')}.json"
+    obj = await upload(session, store, settings, Caller(user_id=user.id), EXPORTS, name,
+                       Upload(chunks=content.once(data), filename="tutorapp-export.json",
+                              cache_control="no-store"))
+    days = (await bucket(session, EXPORTS)).expires_after_days or 7
+    seconds = min(days * 86400, settings.storage_signed_url_max_seconds)
+    token = sign(settings, DOWNLOAD, EXPORTS, name, seconds, oid=str(obj.id))
+    from urllib.parse import quote
+
+    link = f"{settings.public_url}/storage/v1/object/sign/{EXPORTS}/{quote(name)}?token={token}"
+    if user.email:
+        await enqueue_email(session, to=user.email, template="files/export_ready",
+                            user_id=user.id,
+                            context={"name": user.display_name, "link": link, "days": days})
+    return obj
+
+
+async def is_booking_tutor(session: AsyncSession, user_id: uuid.UUID, booking_id: uuid.UUID
+                           ) -> bool:
+    booking = await session.get(Booking, booking_id)
+    return booking is not None and booking.tutor_user_id == user_id
