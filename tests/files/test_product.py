@@ -75,7 +75,7 @@ async def test_materials_by_api_and_quota(app: FastAPI, client: httpx.AsyncClien
     assert (await client.get(f"/api/v1/bookings/{booking.id}/materials",
                              headers=_bearer(stranger))).json() == []
     assert (await client.delete(material["download_url"], headers=_bearer(stranger))).status_code == 404
-    panel = await client.get(f"/app/bookings/{booking.id}/materials", headers=_bearer(student))
+    panel = await client.get(f"/app/materials/{booking.id}", headers=_bearer(student))
     assert "Week 1.pdf" in panel.text and 'enctype="multipart/form-data"' not in panel.text
 
 
