@@ -122,3 +122,27 @@ async def test_spoofed_type_and_size_limit(app: FastAPI, db: Database) -> None:
         await avatars.upload("someone-else/me.png", png())
     assert elsewhere.value.status == "403"
     assert await avatars.list(uid) == []
+
+
+async def test_image_render_is_cached_and_sized(app: FastAPI, db: Database) -> None:
+    user = await signed_in(db)
+    avatars = storage_client(app, user.access_token or "").from_("avatars")
+    await avatars.upload(f"{user.user.id}/wide.png", png((400, 200)))
+    url = await avatars.get_public_url(f"{user.user.id}/wide.png",
+                                       {"transform": {"width": 100, "height": 100,
+                                                      "resize": "contain"}})
+    assert "/render/image/public/avatars/" in url
+    anonymous = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                  base_url="http://testserver")
+    first = await anonymous.get(url)
+    assert first.status_code == 200 and first.headers["content-type"] == "image/webp"
+    with Image.open(io.BytesIO(first.content)) as image:
+        assert image.size == (100, 50)  # contained: the aspect ratio is kept
+    again = await anonymous.get(url)
+    assert again.content == first.content
+    assert (await anonymous.get(url, headers={"If-None-Match": first.headers["etag"]})
+            ).status_code == 304
+    cached = [k async for k in app.state.storage.keys("avatars") if ".r100x100-contain" in k]
+    assert len(cached) == 1
+    too_wide = await anonymous.get(url.replace("width=100", "width=9000"))
+    assert too_wide.status_code == 400 and too_wide.json()["code"] == "InvalidRequest"

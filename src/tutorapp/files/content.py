@@ -77,7 +77,7 @@ def avatar_variants(data: bytes) -> dict[str, tuple[bytes, str]]:
 
 
 def render(data: bytes, *, width: int | None, height: int | None, resize: str,
-           fmt: str | None) -> tuple[bytes, str]:
+           fmt: str | None, quality: int = 80) -> tuple[bytes, str]:
     """An image transformation (Supabase's `resize`: cover, contain or fill)."""
     with Image.open(io.BytesIO(data)) as image:
         picture = ImageOps.exif_transpose(image).convert("RGBA")
@@ -98,7 +98,7 @@ def render(data: bytes, *, width: int | None, height: int | None, resize: str,
             picture.save(out, "PNG")
         else:
             mime = "image/webp"
-            picture.save(out, "WEBP", quality=80)
+            picture.save(out, "WEBP", quality=quality)
         return out.getvalue(), mime
 
 

@@ -150,3 +150,8 @@ async def disconnect_safe(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             yield chunk
     except ClientDisconnect:
         return
+
+
+async def slice_of(data: bytes, start: int, end: int | None) -> AsyncIterator[bytes]:
+    """Bytes already in memory (a rendered image) as an opener's range."""
+    yield data[start:end]

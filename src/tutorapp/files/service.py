@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import jwt
 from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,7 +44,7 @@ from tutorapp.files.errors import (
     UserQuotaExceeded,
 )
 from tutorapp.files.models import StorageBucket, StoredObject
-from tutorapp.integrations.storage import StorageBackend
+from tutorapp.integrations.storage import ObjectMissing, StorageBackend
 from tutorapp.scheduling.models import Booking
 
 DOWNLOAD, UPLOAD = "download", "upload"
@@ -256,12 +257,14 @@ async def upload(
     written = [key]
     try:
         if mime in content.IMAGE_FORMATS:
-            data = content.clean_image(await _read_all(_limited(chunks, limit)), mime)
+            raw = await _read_all(_limited(chunks, limit))
+            data = await anyio.to_thread.run_sync(content.clean_image, raw, mime)
             stored = await store.put(key, content.once(data), content_type=mime,
                                      content_disposition=disposition)
             if bucket_id == AVATARS:
                 variants = {}
-                for label, (blob, kind) in content.avatar_variants(data).items():
+                made_variants = await anyio.to_thread.run_sync(content.avatar_variants, data)
+                for label, (blob, kind) in made_variants.items():
                     variant_key = f"{key}.{label}"
                     written.append(variant_key)
                     made = await store.put(variant_key, content.once(blob), content_type=kind)
@@ -609,7 +612,8 @@ async def orphans(session: AsyncSession, store: StorageBackend, *,
     live_uploads = {str(u) for u in await session.scalars(select(ResumableUpload.id))}
     removed = len(gone)
     async for key in store.keys(""):
-        if key in known or (key.startswith("uploads/") and key.split("/")[1] in live_uploads):
+        if key.split(".", 1)[0] in known or (  # an object, its variant or its renders
+                key.startswith("uploads/") and key.split("/")[1] in live_uploads):
             continue
         made = _key_time(key)
         if made is not None and made > now - older_than:
@@ -690,3 +694,27 @@ async def is_booking_tutor(session: AsyncSession, user_id: uuid.UUID, booking_id
                            ) -> bool:
     booking = await session.get(Booking, booking_id)
     return booking is not None and booking.tutor_user_id == user_id
+
+
+async def rendered(store: StorageBackend, obj: StoredObject, *, width: int | None,
+                   height: int | None, resize: str, fmt: str | None, quality: int
+                   ) -> tuple[bytes, str]:
+    """An image transformation of `obj`, made once and then served from the store (the
+    cache key names the object's bytes and the parameters; the sweep removes it with
+    the object)."""
+    if obj.mime_type not in content.IMAGE_FORMATS:
+        raise UnsupportedType("Only images can be transformed")
+    suffix = f"r{width or 0}x{height or 0}-{resize}-{fmt or 'auto'}-q{quality}"
+    key = f"{obj.key}.{suffix}"
+    try:
+        cached = b"".join([chunk async for chunk in store.get(key)])
+        if cached:
+            return cached, "image/png" if fmt == "origin" else "image/webp"
+    except ObjectMissing:
+        pass
+    source = b"".join([chunk async for chunk in store.get(obj.key)])
+    data, mime = await anyio.to_thread.run_sync(
+        lambda: content.render(source, width=width, height=height, resize=resize, fmt=fmt,
+                               quality=quality))
+    await store.put(key, content.once(data), content_type=mime)
+    return data, mime

@@ -10,7 +10,7 @@ Routes, bodies and error shapes follow supabase/storage (`src/http/routes/object
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -330,3 +330,43 @@ async def update_object(bucket_id: str, name: str, request: Request, session: Se
                         ) -> dict[str, str]:
     obj = await _upload(request, session, store, settings, caller, bucket_id, name, True)
     return {"Id": str(obj.id), "Key": f"{obj.bucket_id}/{obj.name}"}
+
+
+# --- image transformations (Supabase's /render/image) --------------------------------
+
+
+class RenderQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    width: int | None = Field(default=None, ge=1, le=2500)
+    height: int | None = Field(default=None, ge=1, le=2500)
+    resize: Literal["cover", "contain", "fill"] = "cover"
+    format: Literal["origin"] | None = None
+    quality: int = Field(default=80, ge=20, le=100)
+
+
+async def _render(request: Request, session: SessionDep, store: StorageBackend,
+                  caller: service.Caller, bucket_id: str, name: str, query: RenderQuery,
+                  *, public: bool) -> Response:
+    obj = await service.find(session, caller, bucket_id, name, public=public)
+    bucket = await service.bucket(session, bucket_id)
+    data, mime = await service.rendered(store, obj, width=query.width, height=query.height,
+                                        resize=query.resize, fmt=query.format,
+                                        quality=query.quality)
+    tag = f"{obj.etag[:24]}-{query.width}x{query.height}-{query.resize}-{query.format}-{query.quality}"
+    return await http.serve(request, obj, lambda start, end: http.slice_of(data, start, end),
+                            public=bucket.public, mime_type=mime, size=len(data), etag=tag)
+
+
+@router.get("/render/image/public/{bucket_id}/{name:path}")
+async def render_public_image(bucket_id: str, name: str, request: Request, session: SessionDep,
+                              store: StoreDep, caller: StorageCaller,
+                              query: Annotated[RenderQuery, Query()]) -> Response:
+    return await _render(request, session, store, service.ANONYMOUS, bucket_id, name, query,
+                         public=True)
+
+
+@router.get("/render/image/authenticated/{bucket_id}/{name:path}")
+async def render_authenticated_image(bucket_id: str, name: str, request: Request,
+                                     session: SessionDep, store: StoreDep, caller: StorageUser,
+                                     query: Annotated[RenderQuery, Query()]) -> Response:
+    return await _render(request, session, store, caller, bucket_id, name, query, public=False)

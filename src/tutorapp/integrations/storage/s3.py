@@ -94,7 +94,7 @@ class S3Storage:
             result = await obstore.get_async(self.store, self._path(key), options=options or None)
             async for chunk in result.stream(min_chunk_size=CHUNK_BYTES):
                 yield bytes(chunk)
-        except NotFoundError as exc:
+        except (NotFoundError, FileNotFoundError) as exc:
             raise ObjectMissing(key) from exc
         except BaseError as exc:
             raise StorageUnavailable(f"S3 download failed: {exc}") from exc
@@ -102,7 +102,7 @@ class S3Storage:
     async def copy(self, source: str, destination: str) -> None:
         try:
             await obstore.copy_async(self.store, self._path(source), self._path(destination))
-        except NotFoundError as exc:
+        except (NotFoundError, FileNotFoundError) as exc:
             raise ObjectMissing(source) from exc
         except BaseError as exc:
             raise StorageUnavailable(f"S3 copy failed: {exc}") from exc
@@ -110,7 +110,7 @@ class S3Storage:
     async def delete(self, key: str) -> None:
         try:
             await obstore.delete_async(self.store, self._path(key))
-        except NotFoundError:
+        except (NotFoundError, FileNotFoundError):
             return
         except BaseError as exc:
             raise StorageUnavailable(f"S3 delete failed: {exc}") from exc
