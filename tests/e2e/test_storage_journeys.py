@@ -73,4 +73,4 @@ def test_tutor_avatar_and_lesson_pdf_reach_the_student_only(
     sign_up(stranger, name="Nosy Stranger", email=unique("stranger"), role="student")
     assert stranger.request.get(file_path).status == 404
     booking_id = server.shared["booking_path"].rsplit("/", 1)[1]
-    assert "lesson-plan.pdf" not in stranger.request.get(f"/app/materials/{booking_id}").text()
+    assert "lesson-plan.pdf" not in stranger.request.get(f"/app/files/materials/{booking_id}").text()

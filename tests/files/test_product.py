@@ -29,7 +29,7 @@ async def test_avatar_sizes_exif_and_caching(app: FastAPI, client: httpx.AsyncCl
     user = await signed_in(db, Role.tutor)
     default = await client.get(f"/api/v1/files/avatars/users/{user.user.id}/64")
     assert default.headers["content-type"] == "image/svg+xml"
-    uploaded = await client.put("/api/v1/me/avatar", content=png((600, 400), exif_gps=True),
+    uploaded = await client.put("/api/v1/files/avatar", content=png((600, 400), exif_gps=True),
                                 headers=_bearer(user))
     assert uploaded.status_code == 200, uploaded.text
     assert uploaded.json()["mime_type"] == "image/jpeg"
@@ -44,7 +44,7 @@ async def test_avatar_sizes_exif_and_caching(app: FastAPI, client: httpx.AsyncCl
         cached = await client.get(f"/api/v1/files/avatars/users/{user.user.id}/{size}",
                                   headers={"If-None-Match": response.headers["etag"]})
         assert cached.status_code == 304
-    spoofed = await client.put("/api/v1/me/avatar", content=b"<?php system($_GET[1]);",
+    spoofed = await client.put("/api/v1/files/avatar", content=b"<?php system($_GET[1]);",
                                headers=_bearer(user))
     assert spoofed.status_code == 415
     assert spoofed.headers["content-type"] == "application/problem+json"
@@ -58,24 +58,24 @@ async def test_materials_by_api_and_quota(app: FastAPI, client: httpx.AsyncClien
     student = await signed_in(db, Role.student)
     stranger = await signed_in(db, Role.student)
     booking = await _booking(db, tutor.user.id, student.user.id)
-    added = await client.post(f"/api/v1/bookings/{booking.id}/materials?filename=Week 1.pdf",
+    added = await client.post(f"/api/v1/files/materials/{booking.id}?filename=Week 1.pdf",
                               content=PDF, headers=_bearer(tutor))
     assert added.status_code == 201, added.text
     material = added.json()
-    refused = await client.post(f"/api/v1/bookings/{booking.id}/materials", content=PDF,
+    refused = await client.post(f"/api/v1/files/materials/{booking.id}", content=PDF,
                                 headers=_bearer(student))
     assert refused.status_code == 404  # not the booking's tutor
-    listed = await client.get(f"/api/v1/bookings/{booking.id}/materials", headers=_bearer(student))
+    listed = await client.get(f"/api/v1/files/materials/{booking.id}", headers=_bearer(student))
     assert [m["id"] for m in listed.json()] == [material["id"]]
     download = await client.get(material["download_url"], headers=_bearer(student))
     assert download.status_code == 200 and download.content == PDF
     assert download.headers["content-disposition"].startswith("attachment;")
     assert download.headers["cache-control"] == "private, no-store"
     assert (await client.get(material["download_url"], headers=_bearer(stranger))).status_code == 404
-    assert (await client.get(f"/api/v1/bookings/{booking.id}/materials",
+    assert (await client.get(f"/api/v1/files/materials/{booking.id}",
                              headers=_bearer(stranger))).json() == []
     assert (await client.delete(material["download_url"], headers=_bearer(stranger))).status_code == 404
-    panel = await client.get(f"/app/materials/{booking.id}", headers=_bearer(student))
+    panel = await client.get(f"/app/files/materials/{booking.id}", headers=_bearer(student))
     assert "Week 1.pdf" in panel.text and 'enctype="multipart/form-data"' not in panel.text
 
 
@@ -114,7 +114,7 @@ async def test_quotas_answer_413_and_507(database_url: str, tmp_path) -> None:  
 async def test_export_file_is_emailed_as_a_signed_link(app: FastAPI, client: httpx.AsyncClient,
                                                        db: Database) -> None:
     user = await signed_in(db)
-    exported = await client.post("/api/v1/me/export/file", headers=_bearer(user))
+    exported = await client.post("/api/v1/files/export", headers=_bearer(user))
     assert exported.status_code == 201, exported.text
     assert exported.json()["bucket"] == "exports" and exported.json()["expires_at"]
     mail = await last_email(db, user.email or "", "files/export_ready")
@@ -130,7 +130,7 @@ async def test_admin_sees_storage_per_bucket(app: FastAPI, client: httpx.AsyncCl
                                              db: Database) -> None:
     admin = await signed_in(db, Role.admin, totp=True)
     student = await signed_in(db)
-    await client.put("/api/v1/me/avatar", content=png(), headers=_bearer(student))
+    await client.put("/api/v1/files/avatar", content=png(), headers=_bearer(student))
     usage = await client.get("/api/v1/admin/storage", headers=_bearer(admin))
     assert usage.status_code == 200, usage.text
     avatars = next(b for b in usage.json()["buckets"] if b["bucket"] == "avatars")
@@ -139,3 +139,19 @@ async def test_admin_sees_storage_per_bucket(app: FastAPI, client: httpx.AsyncCl
     assert page.status_code == 200 and "avatars" in page.text
     assert (await client.get("/api/v1/admin/storage", headers=_bearer(student))).status_code == 403
 
+
+
+async def test_uploads_past_the_general_body_limit_reach_the_bucket_limit(
+    app: FastAPI, client: httpx.AsyncClient, db: Database
+) -> None:
+    """Upload routes are bounded by their bucket (2 MB avatars), not by
+    `TUTORAPP_MAX_BODY_BYTES` (1 MB): a 1.5 MB photo is taken."""
+    import os
+
+    user = await signed_in(db)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (720, 720), os.urandom(720 * 720 * 3)).save(out, "PNG")
+    photo = out.getvalue()
+    assert 1024 * 1024 < len(photo) < 2 * 1024 * 1024
+    response = await client.put("/api/v1/files/avatar", content=photo, headers=_bearer(user))
+    assert response.status_code == 200, response.text

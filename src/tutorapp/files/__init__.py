@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from tutorapp.config import Settings
 
 # Paths whose uploads are bounded by their bucket's limit, not `max_body_bytes`.
-LARGE_BODY_PREFIXES = ("/storage/v1/", "/api/v1/files/")
+LARGE_BODY_PREFIXES = ("/storage/v1/", "/api/v1/files/", "/app/files/")
 
 
 def install(app: FastAPI, settings: Settings) -> None:

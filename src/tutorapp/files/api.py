@@ -38,7 +38,7 @@ def file_out(obj: StoredObject) -> FileOut:
                    expires_at=obj.expires_at, download_url=f"/api/v1/files/{obj.id}")
 
 
-@router.put("/me/avatar", response_model=FileOut, responses=UPLOAD_RESPONSES)
+@router.put("/files/avatar", response_model=FileOut, responses=UPLOAD_RESPONSES)
 async def put_avatar(request: Request, principal: CurrentPrincipal, session: SessionDep,
                      store: StoreDep, settings: SettingsDep) -> FileOut:
     """Upload the caller's avatar (an image, raw or as the `file` of a form): stored
@@ -51,7 +51,7 @@ async def put_avatar(request: Request, principal: CurrentPrincipal, session: Ses
     return file_out(obj)
 
 
-@router.delete("/me/avatar", status_code=204)
+@router.delete("/files/avatar", status_code=204)
 async def delete_avatar(principal: CurrentPrincipal, session: SessionDep, store: StoreDep
                         ) -> Response:
     await service.remove(session, store, caller_of(principal), AVATARS,
@@ -91,7 +91,7 @@ async def tutor_avatar(tutor_id: uuid.UUID, size: AvatarSize, request: Request,
     return await _avatar(request, await service.avatar_of_tutor(session, tutor_id), size, store)
 
 
-@router.get("/bookings/{booking_id}/materials", response_model=list[FileOut])
+@router.get("/files/materials/{booking_id}", response_model=list[FileOut])
 async def list_materials(booking_id: uuid.UUID, principal: CurrentPrincipal,
                          session: SessionDep) -> list[FileOut]:
     """The lesson's materials the caller may read (none for a stranger)."""
@@ -99,7 +99,7 @@ async def list_materials(booking_id: uuid.UUID, principal: CurrentPrincipal,
             await service.materials_of(session, caller_of(principal), booking_id)]
 
 
-@router.post("/bookings/{booking_id}/materials", response_model=FileOut, status_code=201,
+@router.post("/files/materials/{booking_id}", response_model=FileOut, status_code=201,
              responses=UPLOAD_RESPONSES)
 async def add_material(booking_id: uuid.UUID, request: Request, principal: CurrentPrincipal,
                        session: SessionDep, store: StoreDep, settings: SettingsDep,
@@ -137,7 +137,7 @@ async def delete_file(object_id: uuid.UUID, principal: CurrentPrincipal, session
     return Response(status_code=204)
 
 
-@router.post("/me/export/file", response_model=FileOut, status_code=201,
+@router.post("/files/export", response_model=FileOut, status_code=201,
              responses={507: {"description": "the platform's storage quota is used up"}})
 async def export_file(principal: CurrentPrincipal, session: SessionDep, store: StoreDep,
                       settings: SettingsDep) -> FileOut:

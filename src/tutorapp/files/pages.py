@@ -19,7 +19,7 @@ from tutorapp.files.storage_api import SettingsDep, StoreDep
 router = APIRouter(include_in_schema=False)
 
 
-@router.post("/app/account/avatar")
+@router.post("/app/files/avatar")
 async def upload_avatar(request: Request, principal: CurrentPrincipal, session: SessionDep,
                         store: StoreDep, settings: SettingsDep) -> Response:
     bucket = await service.bucket(session, AVATARS)
@@ -30,7 +30,7 @@ async def upload_avatar(request: Request, principal: CurrentPrincipal, session: 
     return RedirectResponse("/app/account?done=avatar", status_code=303)
 
 
-@router.get("/app/materials/{booking_id}")
+@router.get("/app/files/materials/{booking_id}")
 async def materials_panel(booking_id: uuid.UUID, request: Request, principal: CurrentPrincipal,
                           session: SessionDep) -> Response:
     files = await service.materials_of(session, caller_of(principal), booking_id)
@@ -39,7 +39,7 @@ async def materials_panel(booking_id: uuid.UUID, request: Request, principal: Cu
                   is_tutor=is_tutor)
 
 
-@router.post("/app/materials/{booking_id}")
+@router.post("/app/files/materials/{booking_id}")
 async def add_material(booking_id: uuid.UUID, request: Request, principal: CurrentPrincipal,
                        session: SessionDep, store: StoreDep, settings: SettingsDep) -> Response:
     bucket = await service.bucket(session, MATERIALS)
