@@ -67,13 +67,13 @@ async def read_upload(request: Request, name: str, *, max_bytes: int | None) -> 
             except orjson.JSONDecodeError:
                 metadata = None
         return Upload(chunks=_file_chunks(part), filename=part.filename or filename,
-                      declared_size=part.size, cache_control=_cache_control(cache),
+                      declared_size=part.size, cache_control=cache_control(cache),
                       user_metadata=metadata)
     return Upload(chunks=_body_chunks(request), filename=filename, declared_size=size,
-                  cache_control=_cache_control(cache))
+                  cache_control=cache_control(cache))
 
 
-def _cache_control(value: str) -> str:
+def cache_control(value: str) -> str:
     """Supabase's `cacheControl` is seconds (`3600`) or a header value."""
     value = value.strip()[:100]
     if value.isdigit():

@@ -43,7 +43,7 @@ from tutorapp.files.errors import (
     UnsupportedType,
     UserQuotaExceeded,
 )
-from tutorapp.files.models import StorageBucket, StoredObject
+from tutorapp.files.models import ResumableUpload, StorageBucket, StoredObject
 from tutorapp.integrations.storage import ObjectMissing, StorageBackend
 from tutorapp.scheduling.models import Booking
 
@@ -600,8 +600,6 @@ async def orphans(session: AsyncSession, store: StorageBackend, *,
         (StoredObject.owner_id.is_(None) & StoredObject.booking_id.is_(None)),
     ))))
     await _delete_rows(session, store, gone)
-    from tutorapp.files.models import ResumableUpload
-
     stale = list(await session.scalars(select(ResumableUpload).where(
         ResumableUpload.expires_at <= now)))
     for upload_row in stale:
@@ -718,3 +716,78 @@ async def rendered(store: StorageBackend, obj: StoredObject, *, width: int | Non
                                quality=quality))
     await store.put(key, content.once(data), content_type=mime)
     return data, mime
+
+
+# --- resumable (TUS) uploads: the rows; the protocol is in files/tus.py ----------------
+
+
+async def start_resumable(session: AsyncSession, settings: Settings, caller: Caller,
+                          bucket_id: str, name: str, *, length: int, upsert: bool,
+                          cache_control: str, ttl: timedelta) -> ResumableUpload:
+    target = await bucket(session, bucket_id)
+    check_name(name)
+    if caller.user_id is None or not _may_write_name(caller, name):
+        raise AccessDenied("new row violates row-level security policy")
+    if target.file_size_limit is not None and length > target.file_size_limit:
+        raise TooLarge(f"The object exceeded the maximum allowed size "
+                       f"({target.file_size_limit} bytes)")
+    upload_row = ResumableUpload(bucket_id=bucket_id, name=name, owner_id=caller.user_id,
+                                 length=length, upsert=upsert, part_keys=[],
+                                 cache_control=cache_control, expires_at=utcnow() + ttl)
+    session.add(upload_row)
+    await session.flush()
+    return upload_row
+
+
+async def resumable(session: AsyncSession, caller: Caller, upload_id: uuid.UUID, *,
+                    lock: bool = False) -> ResumableUpload:
+    """The caller's upload in progress (404 for anyone else's)."""
+    query = select(ResumableUpload).where(ResumableUpload.id == upload_id)
+    found = await session.scalar(query.with_for_update() if lock else query)
+    if found is None or (found.owner_id != caller.user_id and not caller.admin):
+        raise ObjectNotFound("Upload not found")
+    return found
+
+
+async def add_part(session: AsyncSession, store: StorageBackend, settings: Settings,
+                   caller: Caller, upload_id: uuid.UUID, offset: int, key: str, size: int
+                   ) -> ResumableUpload:
+    """Count a stored part (under the row lock: the offset must still be `offset`), and
+    join the parts into the object when the last byte is in."""
+    from tutorapp.files.errors import UploadOffsetMismatch
+
+    upload_row = await resumable(session, caller, upload_id, lock=True)
+    if upload_row.offset != offset:  # another PATCH got there first
+        await store.delete(key)
+        raise UploadOffsetMismatch(f"Upload-Offset is {upload_row.offset}")
+    if size == 0:
+        await store.delete(key)
+    else:
+        upload_row.part_keys = [*upload_row.part_keys, key]
+        upload_row.offset += size
+    if upload_row.offset == upload_row.length:
+        parts = list(upload_row.part_keys)
+        body = Upload(chunks=_joined(store, parts), filename=upload_row.name.rsplit("/", 1)[-1],
+                      declared_size=upload_row.length, cache_control=upload_row.cache_control)
+        owner = Caller(user_id=upload_row.owner_id, admin=caller.admin)
+        await session.delete(upload_row)
+        await upload(session, store, settings, owner, upload_row.bucket_id, upload_row.name,
+                     body, upsert=upload_row.upsert)
+        delete_after_commit(session, store, parts)
+    await session.flush()
+    return upload_row
+
+
+async def _joined(store: StorageBackend, keys: list[str]) -> AsyncIterator[bytes]:
+    for key in keys:
+        async for chunk in store.get(key):
+            yield chunk
+
+
+async def cancel_resumable(session: AsyncSession, store: StorageBackend, caller: Caller,
+                           upload_id: uuid.UUID) -> None:
+    upload_row = await resumable(session, caller, upload_id, lock=True)
+    parts = list(upload_row.part_keys)
+    await session.delete(upload_row)
+    await session.flush()
+    delete_after_commit(session, store, parts)
