@@ -115,6 +115,10 @@ async def test_spoofed_type_and_size_limit(app: FastAPI, db: Database) -> None:
         await avatars.upload(f"{uid}/evil.png", b"#!/bin/sh\nrm -rf /\n",
                              {"content-type": "image/png"})
     assert (spoofed.value.status, spoofed.value.code) == ("415", "invalid_mime_type")
+    materials = storage_client(app, user.access_token or "").from_("materials")
+    with pytest.raises(StorageApiError) as named_pdf:  # the extension proves nothing
+        await materials.upload(f"{uid}/evil.pdf", b"<script>alert(1)</script>")
+    assert named_pdf.value.status == "415"
     with pytest.raises(StorageApiError) as big:
         await avatars.upload(f"{uid}/big.png", png() + b"\0" * (2 * 1024 * 1024))
     assert (big.value.status, big.value.code) == ("413", "Payload too large")

@@ -29,6 +29,9 @@ def sniff(head: bytes, filename: str, allowed: list[str] | None) -> str | None:
         matches = puremagic.magic_string(head, filename) if head else []
     except puremagic.PureError:
         matches = []
+    # Given a file name, puremagic also guesses by the extension alone (an empty
+    # `byte_match`): such a guess proves nothing about the bytes and is dropped.
+    matches = [m for m in matches if m.byte_match]
     suffix = PurePosixPath(filename).suffix.lower()
     ranked = sorted(matches, key=lambda m: (m.extension.lower() != suffix, -m.confidence))
     for match in ranked:

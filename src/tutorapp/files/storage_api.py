@@ -311,6 +311,7 @@ async def _upload(request: Request, session: SessionDep, store: StorageBackend,
                   upsert: bool) -> StoredObject:
     bucket = await service.bucket(session, bucket_id)
     body = await http.read_upload(request, name, max_bytes=bucket.file_size_limit)
+    body.filename = name.rsplit("/", 1)[-1]  # the object's name, not the form part's ("blob")
     return await service.upload(session, store, settings, caller, bucket_id, name, body,
                                 upsert=upsert)
 
