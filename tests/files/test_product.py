@@ -48,6 +48,13 @@ async def test_avatar_sizes_exif_and_caching(app: FastAPI, client: httpx.AsyncCl
                                headers=_bearer(user))
     assert spoofed.status_code == 415
     assert spoofed.headers["content-type"] == "application/problem+json"
+    broken = await client.put("/api/v1/files/avatar", content=b"\x89PNG\r\n\x1a\n" + b"\0" * 64,
+                              headers=_bearer(user))
+    assert broken.status_code == 415, broken.text  # a PNG signature, no picture behind it
+    out = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(out, "PNG")  # a few kB that decode to 64 Mpx
+    bomb = await client.put("/api/v1/files/avatar", content=out.getvalue(), headers=_bearer(user))
+    assert bomb.status_code == 415 and "pixels" in bomb.json()["detail"]
     page = await client.get("/tutors", headers={"accept": "text/html"})
     assert page.status_code == 200
 
@@ -69,7 +76,7 @@ async def test_materials_by_api_and_quota(app: FastAPI, client: httpx.AsyncClien
     assert [m["id"] for m in listed.json()] == [material["id"]]
     download = await client.get(material["download_url"], headers=_bearer(student))
     assert download.status_code == 200 and download.content == PDF
-    assert download.headers["content-disposition"].startswith("attachment;")
+    assert download.headers["content-disposition"].startswith('attachment; filename="Week 1.pdf"')
     assert download.headers["cache-control"] == "private, no-store"
     assert (await client.get(material["download_url"], headers=_bearer(stranger))).status_code == 404
     assert (await client.get(f"/api/v1/files/materials/{booking.id}",

@@ -124,8 +124,9 @@ async def download(object_id: uuid.UUID, request: Request, principal: CurrentPri
     """A file the caller may read (404 otherwise), with Range and ETag support."""
     obj = await service.find_by_id(session, caller_of(principal), object_id)
     bucket = await service.bucket(session, obj.bucket_id)
+    download = None if bucket.public else service.display_filename(obj)
     return await http.serve(request, obj, service.opener(store, obj), public=bucket.public,
-                            download="" if not bucket.public else None)
+                            download=download)
 
 
 @router.delete("/files/{object_id}", status_code=204)

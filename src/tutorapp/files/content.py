@@ -16,7 +16,25 @@ OCTET_STREAM = "application/octet-stream"
 IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP",
                  "image/gif": "GIF"}
 AVATAR_SIZES = (64, 256)
-Image.MAX_IMAGE_PIXELS = 40_000_000  # refuse decompression bombs (PIL raises)
+MAX_PIXELS = 40_000_000  # a 2 MB PNG can decode to gigabytes: refuse bigger pictures
+
+
+class UnreadableImage(ValueError):
+    """Bytes that claim to be an image Pillow cannot (or will not) decode."""
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise UnreadableImage(f"the picture has more than {MAX_PIXELS} pixels")
+        image.load()
+    except UnreadableImage:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnreadableImage(str(exc)) from exc
+    return image
 _ALIASES = {"audio/x-wav": "audio/wav", "audio/wave": "audio/wav", "audio/x-flac": "audio/flac",
             "audio/mp3": "audio/mpeg", "audio/x-m4a": "audio/mp4", "video/mp4": "audio/mp4"}
 
@@ -54,7 +72,7 @@ def content_disposition(filename: str, *, inline: bool = False) -> str:
 def clean_image(data: bytes, mime: str) -> bytes:
     """The image re-encoded without its metadata (EXIF with GPS, XMP, comments), turned
     the way its EXIF orientation said."""
-    with Image.open(io.BytesIO(data)) as image:
+    with _open(data) as image:
         if getattr(image, "is_animated", False):
             image.seek(0)
         upright = ImageOps.exif_transpose(image)
@@ -67,7 +85,7 @@ def avatar_variants(data: bytes) -> dict[str, tuple[bytes, str]]:
     """Square avatars: `<size>` WebP for each size, and `fallback`, a 256 px PNG for
     clients without WebP."""
     variants: dict[str, tuple[bytes, str]] = {}
-    with Image.open(io.BytesIO(data)) as image:
+    with _open(data) as image:
         square = ImageOps.fit(image.convert("RGBA"), (max(AVATAR_SIZES),) * 2)
         for size in AVATAR_SIZES:
             out = io.BytesIO()
@@ -82,7 +100,7 @@ def avatar_variants(data: bytes) -> dict[str, tuple[bytes, str]]:
 def render(data: bytes, *, width: int | None, height: int | None, resize: str,
            fmt: str | None, quality: int = 80) -> tuple[bytes, str]:
     """An image transformation (Supabase's `resize`: cover, contain or fill)."""
-    with Image.open(io.BytesIO(data)) as image:
+    with _open(data) as image:
         picture = ImageOps.exif_transpose(image).convert("RGBA")
         w, h = width or picture.width, height or picture.height
         if width and not height:

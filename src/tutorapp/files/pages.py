@@ -36,7 +36,7 @@ async def materials_panel(booking_id: uuid.UUID, request: Request, principal: Cu
     files = await service.materials_of(session, caller_of(principal), booking_id)
     is_tutor = await service.is_booking_tutor(session, principal.id, booking_id)
     return render(request, "files/_materials.html", files=files, booking_id=booking_id,
-                  is_tutor=is_tutor)
+                  is_tutor=is_tutor, display_filename=service.display_filename)
 
 
 @router.post("/app/files/materials/{booking_id}")
@@ -55,7 +55,7 @@ async def download(object_id: uuid.UUID, request: Request, principal: CurrentPri
     obj = await service.find_by_id(session, caller_of(principal), object_id)
     bucket = await service.bucket(session, obj.bucket_id)
     return await http.serve(request, obj, service.opener(store, obj), public=bucket.public,
-                            download="")
+                            download=service.display_filename(obj))
 
 
 @router.get("/admin/storage")

@@ -258,7 +258,10 @@ async def upload(
     try:
         if mime in content.IMAGE_FORMATS:
             raw = await _read_all(_limited(chunks, limit))
-            data = await anyio.to_thread.run_sync(content.clean_image, raw, mime)
+            try:
+                data = await anyio.to_thread.run_sync(content.clean_image, raw, mime)
+            except content.UnreadableImage as exc:
+                raise UnsupportedType(f"The image cannot be read: {exc}") from exc
             stored = await store.put(key, content.once(data), content_type=mime,
                                      content_disposition=disposition)
             if bucket_id == AVATARS:
@@ -558,6 +561,14 @@ async def attach_to_booking(session: AsyncSession, store: StorageBackend, settin
     owner = Caller(user_id=booking.tutor_user_id, admin=caller.admin)
     return await upload(session, store, settings, owner, "materials", name, body,
                         booking_id=booking_id)
+
+
+def display_filename(obj: StoredObject) -> str:
+    """The name a person gave the file (materials carry a short unique prefix)."""
+    last = obj.name.rsplit("/", 1)[-1]
+    if obj.booking_id is not None and re.fullmatch(r"[0-9a-f]{8}-.+", last):
+        return last[9:]
+    return last
 
 
 def _safe(filename: str) -> str:
