@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+import orjson
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
 from tutorapp.files import content
-from tutorapp.files.errors import TooLarge
+from tutorapp.files.errors import InvalidObjectName, TooLarge
 from tutorapp.files.models import StoredObject
 from tutorapp.files.service import Opener, Upload
 from tutorapp.integrations.storage.base import CHUNK_BYTES
@@ -53,14 +54,10 @@ async def read_upload(request: Request, name: str, *, max_bytes: int | None) -> 
         form = await request.form(max_files=1, max_fields=10)
         part = next((v for v in form.values() if isinstance(v, UploadFile)), None)
         if part is None:
-            from tutorapp.files.errors import InvalidObjectName
-
             raise InvalidObjectName("The form has no file")
         cache = str(form.get("cacheControl") or cache)
         raw_metadata = form.get("metadata")
         if isinstance(raw_metadata, str):
-            import orjson
-
             try:
                 parsed = orjson.loads(raw_metadata)
                 metadata = parsed if isinstance(parsed, dict) else None

@@ -9,7 +9,7 @@ Routes, bodies and error shapes follow supabase/storage (`src/http/routes/object
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -165,8 +165,6 @@ async def get_signed_object(
         if direct is not None:  # S3: the bytes come from the store, by a presigned URL
             return RedirectResponse(direct, status_code=302,
                                     headers={"Cache-Control": http.PRIVATE})
-    from datetime import UTC, datetime
-
     return await http.serve(request, obj, service.opener(store, obj), public=bucket.public,
                             download=download, expires=datetime.fromtimestamp(expires, UTC))
 
