@@ -18,8 +18,15 @@ pytestmark = pytest.mark.browser
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
 
 
-def _loaded(page, selector: str) -> bool:  # noqa: ANN001
-    return page.locator(selector).first.evaluate("img => img.complete && img.naturalWidth > 0")
+def _served(page, picture: str, kind: str = "image/webp") -> bytes:  # noqa: ANN001
+    """The image a `<picture>` offers (its WebP source, or its PNG fallback), fetched
+    as the browser would: the page names our avatar, not the default picture."""
+    element = page.locator(picture).first
+    url = (element.locator("source").get_attribute("srcset") if kind == "image/webp"
+           else element.locator("img").get_attribute("src"))
+    response = page.request.get(url)
+    assert response.ok and response.headers["content-type"] == kind, (url, response.headers)
+    return response.body()
 
 
 def test_tutor_avatar_and_lesson_pdf_reach_the_student_only(
@@ -38,8 +45,8 @@ def test_tutor_avatar_and_lesson_pdf_reach_the_student_only(
     tutor.get_by_role("button", name="Upload picture").click()
     tutor.wait_for_url(re.compile(r"/app/account\?done=avatar"))
     tutor.get_by_text("Your picture was updated.").wait_for()
-    tutor.wait_for_function("[...document.images].every(i => i.complete)")
-    assert _loaded(tutor, ".nav-account img") and _loaded(tutor, "section .avatar img")
+    _served(tutor, ".nav-account picture")
+    _served(tutor, "section picture.avatar")
     check_page(tutor, "account-avatar")
 
     tutor.goto(server.shared["booking_path"])
@@ -55,11 +62,9 @@ def test_tutor_avatar_and_lesson_pdf_reach_the_student_only(
 
     visitor = pages.open()
     visitor.goto(server.shared["tutor_path"])
-    visitor.wait_for_function("[...document.images].every(i => i.complete)")
-    assert _loaded(visitor, ".profile .avatar img")
-    fallback = visitor.request.get(visitor.locator(".profile .avatar img").get_attribute("src"))
-    assert fallback.headers["content-type"] == "image/png"
-    with Image.open(io.BytesIO(fallback.body())) as image:
+    with Image.open(io.BytesIO(_served(visitor, ".profile picture.avatar"))) as image:
+        assert image.size == (256, 256)
+    with Image.open(io.BytesIO(_served(visitor, ".profile picture.avatar", "image/png"))) as image:
         assert image.size == (256, 256)
 
     student = pages.open()
