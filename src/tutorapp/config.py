@@ -330,6 +330,10 @@ class Settings(BaseSettings):
     storage_upload_url_seconds: int = Field(
         default=2 * 3600, ge=60, description="how long a signed upload URL is valid"
     )
+    storage_renders_per_minute: int = Field(
+        default=120, ge=1,
+        description="new image transformations (cache misses) one client may ask for a minute",
+    )
     storage_user_quota_bytes: int = Field(
         default=1024**3, ge=0, description="bytes one user may store over all buckets (0: none)"
     )

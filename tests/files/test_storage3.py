@@ -150,3 +150,26 @@ async def test_image_render_is_cached_and_sized(app: FastAPI, db: Database) -> N
     assert len(cached) == 1
     too_wide = await anonymous.get(url.replace("width=100", "width=9000"))
     assert too_wide.status_code == 400 and too_wide.json()["code"] == "InvalidRequest"
+
+
+async def test_new_renders_are_rate_limited(database_url: str, tmp_path) -> None:  # noqa: ANN001
+    from tests.conftest import _empty_all_tables, make_settings
+    from tutorapp.app import create_app
+
+    limited = create_app(make_settings(database_url, storage_url=f"file://{tmp_path}",
+                                       storage_renders_per_minute=1))
+    async with limited.router.lifespan_context(limited):
+        try:
+            user = await signed_in(limited.state.database)
+            avatars = storage_client(limited, user.access_token or "").from_("avatars")
+            await avatars.upload(f"{user.user.id}/p.png", png())
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=limited),
+                                     base_url="http://testserver")
+            path = f"/storage/v1/render/image/public/avatars/{user.user.id}/p.png"
+            assert (await http.get(f"{path}?width=20")).status_code == 200
+            assert (await http.get(f"{path}?width=20")).status_code == 200  # cached: free
+            refused = await http.get(f"{path}?width=21")
+            assert refused.status_code == 429 and refused.headers["retry-after"]
+            assert refused.json()["code"] == "SlowDown"
+        finally:
+            await _empty_all_tables(limited)

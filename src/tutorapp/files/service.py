@@ -706,7 +706,8 @@ async def is_booking_tutor(session: AsyncSession, user_id: uuid.UUID, booking_id
 
 
 async def rendered(store: StorageBackend, obj: StoredObject, *, width: int | None,
-                   height: int | None, resize: str, fmt: str | None, quality: int
+                   height: int | None, resize: str, fmt: str | None, quality: int,
+                   before_rendering: Callable[[], Awaitable[None]] | None = None
                    ) -> tuple[bytes, str]:
     """An image transformation of `obj`, made once and then served from the store (the
     cache key names the object's bytes and the parameters; the sweep removes it with
@@ -721,6 +722,8 @@ async def rendered(store: StorageBackend, obj: StoredObject, *, width: int | Non
             return cached, "image/png" if fmt == "origin" else "image/webp"
     except ObjectMissing:
         pass
+    if before_rendering is not None:  # a rate limit: every new size costs CPU and bytes
+        await before_rendering()
     source = b"".join([chunk async for chunk in store.get(obj.key)])
     data, mime = await anyio.to_thread.run_sync(
         lambda: content.render(source, width=width, height=height, resize=resize, fmt=fmt,

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
+from tutorapp.core.deps import limiter_of
+from tutorapp.core.ratelimit import Limit
 from tutorapp.core.time import utcnow
 from tutorapp.files import http, service
 from tutorapp.files.deps import StorageAdmin, StorageCaller, StorageUser
@@ -348,9 +350,16 @@ async def _render(request: Request, session: SessionDep, store: StorageBackend,
                   *, public: bool) -> Response:
     obj = await service.find(session, caller, bucket_id, name, public=public)
     bucket = await service.bucket(session, bucket_id)
+    settings: Settings = request.app.state.settings
+    limit = Limit("storage-render", settings.storage_renders_per_minute, 60)
+    client = request.client.host if request.client else "unknown"
+
+    async def count_render() -> None:
+        await limiter_of(request).hit(limit, client)
+
     data, mime = await service.rendered(store, obj, width=query.width, height=query.height,
                                         resize=query.resize, fmt=query.format,
-                                        quality=query.quality)
+                                        quality=query.quality, before_rendering=count_render)
     tag = f"{obj.etag[:24]}-{query.width}x{query.height}-{query.resize}-{query.format}-{query.quality}"
     return await http.serve(request, obj, lambda start, end: http.slice_of(data, start, end),
                             public=bucket.public, mime_type=mime, size=len(data), etag=tag)

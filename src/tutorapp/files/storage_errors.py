@@ -13,7 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from tutorapp.core.errors import AppError, Forbidden, Unauthorized, validation_errors
+from tutorapp.core.errors import (
+    AppError,
+    Forbidden,
+    TooManyRequests,
+    Unauthorized,
+    validation_errors,
+)
 from tutorapp.files import errors
 from tutorapp.files.storage_api import PREFIX
 
@@ -32,6 +38,7 @@ _CODES: list[tuple[type[AppError], str, str]] = [
     (errors.UserQuotaExceeded, "EntityTooLarge", "Payload too large"),
     (errors.StorageFull, "InsufficientStorage", "Insufficient storage"),
     (errors.UnsupportedType, "InvalidMimeType", "invalid_mime_type"),
+    (TooManyRequests, "SlowDown", "too_many_requests"),
     (Unauthorized, "InvalidJWT", "Unauthorized"),
     (Forbidden, "AccessDenied", "Unauthorized"),
 ]
