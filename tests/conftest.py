@@ -105,9 +105,13 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
+SEED_TABLES = {"storage_buckets"}
+
+
 async def _empty_all_tables(app: FastAPI) -> None:
     database = app.state.database
-    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    # Rows a migration inserts (the default buckets) are part of the schema: kept.
+    tables = [t.name for t in reversed(metadata.sorted_tables) if t.name not in SEED_TABLES]
     async with database.primary.begin() as connection:
         if database.dialect == "postgresql":
             await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))

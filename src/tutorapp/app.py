@@ -30,6 +30,10 @@ from tutorapp.core.middleware import (
 from tutorapp.core.ratelimit import RateLimiter
 from tutorapp.core.security import configure_password_hashing
 from tutorapp.core.templating import STATIC_DIR, create_templates
+from tutorapp.files import LARGE_BODY_PREFIXES
+from tutorapp.files import api as files_api
+from tutorapp.files import install as install_files
+from tutorapp.files import pages as files_pages
 from tutorapp.gotrue import install as install_gotrue
 from tutorapp.jobs import api as jobs_api
 from tutorapp.jobs import pages as jobs_pages
@@ -84,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reviews_api.router, *accounts_api.routers, ops_pages.router, site_api.router,
         site_pages.router, app_pages.router, tutors_pages.router, admin_pages.router,
         *billing_api.routers, notifications_api.router, jobs_api.router,
-        jobs_pages.router, accounts_pages.router, webhooks_api.router,
+        jobs_pages.router, accounts_pages.router, webhooks_api.router, files_api.router,
+        files_pages.router,
     ]
     if settings.payments_provider == "sandbox":  # refused in staging/prod
         routers.append(billing_pages.router)  # its checkout page and customer portal
@@ -92,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers.append(notifications_pages.router)  # the dev mailbox
     for router in routers:
         app.include_router(router)
+    install_files(app, settings)  # /storage/v1: Supabase Storage's API, and the backend
     install_gotrue(app)  # /auth/v1: Supabase Auth's API, after the error handlers above
     openapi.install(app, routers)  # every error status of each operation, as problem+json
     app.state.templates.context_processors.append(core_pages.template_context)
@@ -99,20 +105,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Added last = runs first. Order, outermost first: request context, trusted
     # host, HTTPS redirect, security headers, CORS, body limit.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       exempt_prefixes=LARGE_BODY_PREFIXES)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             # credentials are never combined with a wildcard origin
             allow_credentials="*" not in settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-CSRF-Token",
                            "X-Request-ID",
                            # what Supabase's clients send to /auth/v1
-                           "apikey", "X-Client-Info", "X-Supabase-Api-Version"],
+                           "apikey", "X-Client-Info", "X-Supabase-Api-Version",
+                           # ... and to /storage/v1 (TUS resumable uploads among them)
+                           "x-upsert", "Cache-Control", "Tus-Resumable", "Upload-Length",
+                           "Upload-Offset", "Upload-Metadata", "Range", "If-None-Match"],
             expose_headers=["X-Request-ID", "Retry-After", "X-Supabase-Api-Version",
-                            "x-sb-error-code"],
+                            "x-sb-error-code", "ETag", "Content-Range", "Content-Disposition",
+                            "Location", "Tus-Resumable", "Upload-Offset", "Upload-Length"],
         )
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     if settings.https_only:

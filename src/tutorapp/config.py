@@ -307,6 +307,41 @@ class Settings(BaseSettings):
         default="1.0.0", pattern=r"^\d+\.\d+\.\d+$",
         description="the newest native app version; older ones are offered the update")
 
+    # --- file storage (docs/storage.md) ---
+    data_dir: Path = Field(
+        default=Path("var"), description="where the embedded defaults keep files (local storage)"
+    )
+    storage_url: str = Field(
+        default="", pattern=r"^(|file://.+|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?)$",
+        description="`file:///path` or `s3://bucket/prefix`; default: `file://<data_dir>/storage`",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, R2, Supabase); default: AWS"
+    )
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_virtual_hosted_style: bool = Field(
+        default=False, description="`bucket.host` addressing instead of `host/bucket` paths"
+    )
+    storage_signed_url_max_seconds: int = Field(
+        default=7 * 24 * 3600, ge=60, description="longest `expiresIn` a signed URL may have"
+    )
+    storage_upload_url_seconds: int = Field(
+        default=2 * 3600, ge=60, description="how long a signed upload URL is valid"
+    )
+    storage_renders_per_minute: int = Field(
+        default=120, ge=1,
+        description="new image transformations (cache misses) one client may ask for a minute",
+    )
+    storage_user_quota_bytes: int = Field(
+        default=1024**3, ge=0, description="bytes one user may store over all buckets (0: none)"
+    )
+    storage_total_quota_bytes: int = Field(
+        default=100 * 1024**3, ge=0,
+        description="bytes stored over all users (the seed plan's 100 GB; 0: none)",
+    )
+
     # --- demo ---
     seed_demo_on_start: bool = Field(
         default=False, description="`tutorapp serve` seeds demo data into an empty database"
@@ -390,6 +425,10 @@ class Settings(BaseSettings):
         if len(set(keys)) != len(keys) or len(set(variants)) != len(variants):
             raise ValueError("TUTORAPP_BILLING_PLANS: plan keys and variant ids must be unique")
         return self
+
+    @property
+    def storage_location(self) -> str:
+        return self.storage_url or f"file://{(self.data_dir / 'storage').resolve()}"
 
     @model_validator(mode="after")
     def _refuse_insecure_outside_dev(self) -> Settings:

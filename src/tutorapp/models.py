@@ -4,6 +4,7 @@ from tutorapp.accounts import models as accounts  # noqa: F401
 from tutorapp.billing import models as billing  # noqa: F401
 from tutorapp.core import audit  # noqa: F401
 from tutorapp.core.models import Base
+from tutorapp.files import models as files  # noqa: F401
 from tutorapp.integrations.payments import sandbox as payments_sandbox  # noqa: F401
 from tutorapp.jobs import models as jobs  # noqa: F401
 from tutorapp.metering import models as metering  # noqa: F401

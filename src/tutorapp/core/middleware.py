@@ -155,15 +155,18 @@ class HTTPSRedirectMiddleware:
 class BodySizeLimitMiddleware:
     """Refuse request bodies over the limit, whether declared or streamed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt_prefixes: tuple[str, ...] = ()
+                 ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Routes that bound their bodies themselves (file uploads, by bucket limits).
+        self.exempt_prefixes = exempt_prefixes
 
     def _too_large(self) -> HTTPException:
         return HTTPException(413, f"The request body exceeds {self.max_bytes} bytes.")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")
