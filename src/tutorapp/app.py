@@ -38,6 +38,9 @@ from tutorapp.notifications import api as notifications_api
 from tutorapp.notifications import pages as notifications_pages
 from tutorapp.ops import api as ops_api
 from tutorapp.ops import pages as ops_pages
+from tutorapp.realtime import api as realtime_api
+from tutorapp.realtime import install as install_realtime
+from tutorapp.realtime.hub import Hub
 from tutorapp.reviews import api as reviews_api
 from tutorapp.scheduling import api as scheduling_api
 from tutorapp.scheduling import pages as scheduling_pages
@@ -56,11 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database = Database(settings)
         app.state.rate_limiter = RateLimiter.from_settings(settings)
+        app.state.realtime = Hub(settings, app.state.database)
+        await app.state.realtime.start()
         await jobs_worker.start_embedded(settings)
         try:
             yield
         finally:
             await jobs_worker.stop_embedded()
+            await app.state.realtime.stop()
             await app.state.database.dispose()
 
     app = FastAPI(
@@ -83,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reviews_api.router, *accounts_api.routers, ops_pages.router, site_api.router,
         site_pages.router, scheduling_pages.router, tutors_pages.router, admin_pages.router,
         *billing_api.routers, notifications_api.router, jobs_api.router,
-        jobs_pages.router, accounts_pages.router, webhooks_api.router,
+        jobs_pages.router, accounts_pages.router, webhooks_api.router, realtime_api.router,
     ]
     if settings.payments_provider == "sandbox":  # refused in staging/prod
         routers.append(billing_pages.router)  # its checkout page and customer portal
@@ -91,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers.append(notifications_pages.router)  # the dev mailbox
     for router in routers:
         app.include_router(router)
+    install_realtime(app)  # /realtime/v1/websocket
     install_gotrue(app)  # /auth/v1: Supabase Auth's API, after the error handlers above
     openapi.install(app, routers)  # every error status of each operation, as problem+json
     app.state.templates.context_processors.append(core_pages.template_context)
