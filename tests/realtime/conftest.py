@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from tests.conftest import make_settings
 from tests.gotrue.conftest import ANON_KEY, SERVICE_KEY, _empty, _free_port
+from tests.gotrue.conftest import node_modules as node_modules  # the supabase-js install
 from tests.waiting import deadline
 from tutorapp.app import create_app
 from tutorapp.core.db import Database

@@ -23,6 +23,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from tutorapp.config import Settings
 
 log = logging.getLogger(__name__)
@@ -143,7 +146,98 @@ class RedisBroker:
         return out
 
 
-def broker_for(settings: Settings) -> Broker:
+NOTIFY_CHANNEL = "tutorapp_realtime"
+NOTIFY_INLINE = 7000  # NOTIFY payloads stop at 8000 bytes: larger messages go by row id
+
+
+class PostgresBroker:
+    """LISTEN/NOTIFY on a dedicated asyncpg connection; messages are rows of
+    `realtime_events`, written through the app's engine."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+        self._settings, self._engine = settings, engine
+        self._listener: Any = None
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, deliver: Deliver) -> None:
+        import asyncpg
+
+        url = make_url(self._settings.database_url).set(drivername="postgresql")
+        self._listener = await asyncpg.connect(url.render_as_string(hide_password=False))
+        await self._listener.add_listener(
+            NOTIFY_CHANNEL, lambda _conn, _pid, _channel, payload: self._queue.put_nowait(payload))
+
+        async def consume() -> None:
+            while True:
+                payload = await self._queue.get()
+                try:
+                    if payload.startswith("#"):  # too big to notify: read the row
+                        async with self._engine.connect() as conn:
+                            payload = await conn.scalar(
+                                text("SELECT message FROM realtime_events WHERE id = :id"),
+                                {"id": int(payload[1:])}) or "{}"
+                    await deliver(json.loads(payload))
+                except Exception:  # one bad message must not stop the fan-out
+                    log.exception("realtime: delivering a PostgreSQL notification failed")
+
+        self._task = asyncio.create_task(consume(), name="realtime-postgres")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._listener is not None:
+            await self._listener.close()
+
+    async def _write(self, topic: str, message: dict[str, Any], *, sequenced: bool) -> int:
+        async with self._engine.begin() as conn:
+            seq = None
+            if sequenced:
+                # one writer per topic at a time, until commit: sequence order = commit
+                # order = the order PostgreSQL delivers the notifications in
+                await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"),
+                                   {"t": f"realtime:{topic}"})
+                seq = (await conn.scalar(text(
+                    "SELECT coalesce(max(seq), 0) FROM realtime_events WHERE topic = :t"),
+                    {"t": topic})) + 1
+                message = message | {"seq": seq}
+            encoded = json.dumps(message, separators=(",", ":"))
+            row_id = await conn.scalar(text(
+                "INSERT INTO realtime_events (topic, seq, message, created_at) "
+                "VALUES (:t, :s, :m, now()) RETURNING id"), {"t": topic, "s": seq, "m": encoded})
+            notify = encoded if len(encoded.encode()) <= NOTIFY_INLINE else f"#{row_id}"
+            await conn.execute(text("SELECT pg_notify(:c, :p)"),
+                               {"c": NOTIFY_CHANNEL, "p": notify})
+            await conn.execute(text(
+                "DELETE FROM realtime_events WHERE topic = :t AND (created_at < now() - "
+                "make_interval(secs => CAST(:age AS double precision)) "
+                "OR seq IS NULL AND id < CAST(:id AS bigint) - 1000 "
+                "OR seq <= CAST(:s AS bigint) - CAST(:keep AS bigint))"),
+                {"t": topic, "age": self._settings.realtime_replay_max_age_seconds,
+                 "id": row_id, "s": seq or 0, "keep": self._settings.realtime_replay_max_events})
+        return seq or 0
+
+    async def publish(self, message: dict[str, Any]) -> None:
+        await self._write(str(message.get("topic")), message, sequenced=False)
+
+    async def publish_event(self, topic: str, message: dict[str, Any]) -> int:
+        return await self._write(topic, message, sequenced=True)
+
+    async def replay(self, topic: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        async with self._engine.connect() as conn:
+            rows = await conn.scalars(text(
+                "SELECT message FROM realtime_events WHERE topic = :t AND seq > :s AND "
+                "created_at >= now() - make_interval(secs => CAST(:age AS double precision)) "
+                "ORDER BY seq LIMIT :n"),
+                {"t": topic, "s": after_seq, "n": limit,
+                 "age": self._settings.realtime_replay_max_age_seconds})
+            return [json.loads(row) for row in rows]
+
+
+def broker_for(settings: Settings, engine: AsyncEngine | None = None) -> Broker:
     if settings.redis_url:
         return RedisBroker(settings)
+    if engine is not None and engine.dialect.name == "postgresql":
+        return PostgresBroker(settings, engine)
     return LocalBroker(settings)

@@ -32,7 +32,7 @@ class Hub:
     def __init__(self, settings: Settings, database: Database,
                  broker: Broker | None = None) -> None:
         self.settings, self.database = settings, database
-        self.broker = broker or broker_for(settings)
+        self.broker = broker or broker_for(settings, database.primary)
         self.node = uuid.uuid4().hex
         self.channels: dict[str, set[Channel]] = {}
         self.presence: dict[str, Metas] = {}
