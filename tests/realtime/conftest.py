@@ -9,6 +9,7 @@ import asyncio
 import os
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -59,7 +60,12 @@ def serve(database_url: str, **overrides: Any) -> tuple[uvicorn.Server, threadin
 
 @pytest.fixture(scope="module")
 def live_server(database_url: str) -> Iterator[Server]:
-    server, thread, live = serve(database_url)
+    """Fans out through Redis when TUTORAPP_TEST_REDIS_URL is set, else LISTEN/NOTIFY on
+    PostgreSQL, else in-process."""
+    fanout: dict[str, Any] = {}
+    if url := redis_url():
+        fanout = {"redis_url": url, "redis_key_prefix": f"test-{uuid.uuid4().hex[:8]}"}
+    server, thread, live = serve(database_url, **fanout)
     try:
         yield live
     finally:

@@ -7,6 +7,7 @@ replay and fanned out to every process through the broker.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import uuid
@@ -40,6 +41,7 @@ class Hub:
 
     async def start(self) -> None:
         global _current
+        self.loop = asyncio.get_running_loop()  # tests publish into a served app from outside
         await self.broker.start(self._deliver)
         _current = self
 

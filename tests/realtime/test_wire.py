@@ -1,0 +1,221 @@
+"""The protocol frame by frame, with a bare WebSocket client: vsn 1.0.0 objects and 2.0.0
+arrays and binary broadcasts, heartbeat, refusals and quotas, and replay by sequence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import websockets
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.gotrue.conftest import ANON_KEY
+from tests.realtime.conftest import RT
+from tests.realtime.test_supabase_py import token
+from tests.scheduling.conftest import Caller, sign_in
+from tests.waiting import deadline
+from tutorapp.accounts.models import Role
+from tutorapp.realtime import hub as realtime_hub
+from tutorapp.realtime.protocol import VSN_2, UserBroadcast, encode_broadcast
+
+
+class Wire:
+    def __init__(self, ws: Any, vsn: str) -> None:
+        self.ws, self.vsn, self.ref = ws, vsn, 0
+
+    async def send(self, topic: str, event: str, payload: Any, join_ref: str | None = None) -> str:
+        self.ref += 1
+        ref = str(self.ref)
+        if self.vsn == "2.0.0":
+            await self.ws.send(json.dumps([join_ref, ref, topic, event, payload]))
+        else:
+            await self.ws.send(json.dumps({"topic": topic, "event": event, "payload": payload,
+                                           "ref": ref, "join_ref": join_ref}))
+        return ref
+
+    async def recv(self) -> Any:
+        raw = await asyncio.wait_for(self.ws.recv(), deadline(10))
+        if isinstance(raw, bytes):
+            return raw
+        value = json.loads(raw)
+        if self.vsn == "2.0.0":
+            join_ref, ref, topic, event, payload = value
+            return {"join_ref": join_ref, "ref": ref, "topic": topic, "event": event,
+                    "payload": payload}
+        return value
+
+    async def until(self, event: str) -> Any:
+        while True:
+            frame = await self.recv()
+            if isinstance(frame, bytes) and event == "binary":
+                return frame
+            if isinstance(frame, dict) and frame["event"] == event:
+                return frame
+
+    async def join(self, topic: str, caller: Caller | None, **config: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {"config": {"broadcast": {"ack": False, "self": False},
+                                              "presence": {"key": ""}, "private": False}
+                                   | config}
+        if caller is not None:
+            payload["access_token"] = token(caller)
+        ref = await self.send(f"realtime:{topic}", "phx_join", payload)
+        while True:
+            frame = await self.recv()
+            if isinstance(frame, dict) and frame["event"] == "phx_reply" and frame["ref"] == ref:
+                return frame
+
+
+@asynccontextmanager
+async def wire(rt: RT, vsn: str = "2.0.0", **headers: str) -> AsyncIterator[Wire]:
+    url = f"{rt.server.ws}/websocket?apikey={ANON_KEY}&vsn={vsn}"
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        yield Wire(ws, vsn)
+
+
+async def publish(rt: RT, topic: str, n: int) -> None:
+    hub = rt.server.app.state.realtime
+    change = realtime_hub.change(table="bookings", type="UPDATE", record={"n": n})
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+        hub.publish_change([topic], change), hub.loop))
+
+
+@pytest.mark.parametrize("vsn", ["1.0.0", "2.0.0"])
+async def test_heartbeat_join_reply_and_refusals(rt: RT, vsn: str) -> None:
+    student = await sign_in(rt.app, role=Role.student)
+    async with wire(rt, vsn) as w:
+        ref = await w.send("phoenix", "heartbeat", {})
+        reply = await w.until("phx_reply")
+        assert reply["topic"] == "phoenix" and reply["ref"] == ref
+        assert reply["payload"] == {"status": "ok", "response": {}}
+
+        joined = await w.join(f"user:{student.id}", student, postgres_changes=[
+            {"event": "*", "schema": "public", "table": "bookings"}])
+        assert joined["payload"]["status"] == "ok"
+        [binding] = joined["payload"]["response"]["postgres_changes"]
+        assert binding["table"] == "bookings" and isinstance(binding["id"], int)
+        system = await w.until("system")
+        assert system["payload"] == {"extension": "postgres_changes", "status": "ok",
+                                     "message": "Subscribed to PostgreSQL",
+                                     "channel": f"user:{student.id}"}
+
+        other = await sign_in(rt.app, role=Role.student)
+        refused = await w.join(f"user:{other.id}", student)
+        assert refused["payload"] == {"status": "error", "response": {
+            "reason": "Unauthorized: You do not have permissions to read from this Channel "
+                      f"topic: user:{other.id}"}}
+        nothing = await w.join("", None)
+        assert nothing["payload"]["response"]["reason"].startswith("TopicNameRequired")
+        unknown = await w.join("nosuch:1", student)
+        assert unknown["payload"]["status"] == "error"
+        bad = await w.join(f"user:{student.id}:x", None)
+        assert bad["payload"]["status"] == "error"
+        await w.ws.send(json.dumps({"garbage": True}) if vsn == "2.0.0" else "[1,2]")
+        await w.send("phoenix", "heartbeat", {})
+        assert (await w.until("phx_reply"))["topic"] == "phoenix"  # still served
+
+
+async def test_an_invalid_token_is_refused(rt: RT) -> None:
+    student = await sign_in(rt.app, role=Role.student)
+    async with wire(rt) as w:
+        ref = await w.send(f"realtime:user:{student.id}", "phx_join",
+                           {"config": {}, "access_token": "not-a-jwt"})
+        reply = await w.until("phx_reply")
+        assert reply["ref"] == ref and reply["payload"]["status"] == "error"
+        assert reply["payload"]["response"]["reason"].startswith("InvalidJWTToken: ")
+
+
+async def test_binary_broadcast_round_trip_and_ack(rt: RT) -> None:
+    student = await sign_in(rt.app, role=Role.student)
+    topic = f"user:{student.id}"
+    async with wire(rt) as a, wire(rt, "1.0.0") as b:
+        assert (await a.join(topic, student, broadcast={"ack": True, "self": True}))[
+            "payload"]["status"] == "ok"
+        assert (await b.join(topic, student))["payload"]["status"] == "ok"
+        # a kind-3 user broadcast push, JSON-encoded payload, as realtime-js sends it
+        t, e, body = f"realtime:{topic}".encode(), b"ping", json.dumps({"n": 1}).encode()
+        frame = struct.pack("7B", 3, 1, 1, len(t), len(e), 0, 1) + b"1" + b"9" + t + e + body
+        await a.ws.send(frame)
+        echoed: bytes | None = None
+        ack: dict[str, Any] | None = None
+        while echoed is None or ack is None:  # the echo (self: true) and the ack, any order
+            frame = await a.recv()
+            if isinstance(frame, bytes):
+                echoed = frame
+            elif frame["event"] == "phx_reply":
+                ack = frame
+        assert ack["ref"] == "9"
+        assert ack["payload"]["status"] == "ok"
+        # kind 4 to a vsn 2 client
+        assert echoed[0] == 4 and echoed.endswith(b"{\"n\":1}")
+        assert echoed == encode_broadcast(UserBroadcast(topic=topic, event="ping",
+                                                        payload={"n": 1},
+                                                        from_binary_push=True),
+                                          f"realtime:{topic}", VSN_2)
+        heard = await b.until("broadcast")  # and a JSON object to a vsn 1 client
+        assert heard["payload"] == {"type": "broadcast", "event": "ping", "payload": {"n": 1}}
+
+
+async def test_quotas_answer_with_realtimes_errors(rt: RT) -> None:
+    student = await sign_in(rt.app, role=Role.student)
+    settings = rt.server.app.state.settings
+    topic = f"user:{student.id}"
+    async with wire(rt) as w:
+        assert (await w.join(topic, student, broadcast={"ack": True}))["payload"]["status"] == "ok"
+        big = {"x": "a" * (settings.realtime_max_payload_bytes + 1)}
+        ref = await w.send(f"realtime:{topic}", "broadcast",
+                           {"type": "broadcast", "event": "big", "payload": big}, join_ref="1")
+        reply = await w.until("phx_reply")
+        assert reply["ref"] == ref and reply["payload"] == {
+            "status": "error", "response": {"reason": "Payload size exceeded"}}
+        # messages per second: the channel is shut down with a system message
+        for _ in range(settings.realtime_max_messages_per_second + 1):
+            await w.send(f"realtime:{topic}", "broadcast",
+                         {"type": "broadcast", "event": "x", "payload": {}}, join_ref="1")
+        system = await w.until("system")
+        assert system["payload"]["message"] == "Too many messages per second"
+        assert (await w.until("phx_close"))["topic"] == f"realtime:{topic}"
+
+
+async def test_the_origin_allow_list(rt: RT) -> None:
+    with pytest.raises(websockets.InvalidStatus):
+        async with wire(rt, Origin="https://evil.example"):
+            pass
+    async with wire(rt, Origin=rt.server.url) as w:
+        await w.send("phoenix", "heartbeat", {})
+        assert (await w.until("phx_reply"))["payload"]["status"] == "ok"
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=st.integers(0, 6), during=st.integers(0, 6), after=st.integers(1, 4))
+async def test_reconnect_replays_what_was_missed_with_no_gap_and_no_duplicate(
+        rt: RT, before: int, during: int, after: int) -> None:
+    student = await sign_in(rt.app, role=Role.student)
+    topic = f"user:{student.id}"
+    binding = [{"event": "*", "schema": "public", "table": "bookings"}]
+    seen: list[int] = []
+    async with wire(rt) as w:
+        await w.join(topic, student, postgres_changes=binding)
+        for n in range(before):
+            await publish(rt, topic, n)
+        for _ in range(before):
+            seen.append((await w.until("postgres_changes"))["payload"]["data"]["seq"])
+    for n in range(during):  # disconnected
+        await publish(rt, topic, before + n)
+    async with wire(rt) as w:
+        last = seen[-1] if seen else 0
+        await w.join(topic, student, postgres_changes=binding,
+                     broadcast={"replay": {"after_seq": last}}, private=True)
+        for n in range(after):  # live, possibly while the replay is sent
+            await publish(rt, topic, before + during + n)
+        for _ in range(during + after):
+            frame = await w.until("postgres_changes")
+            seen.append(frame["payload"]["data"]["seq"])
+            assert frame["payload"]["data"]["record"]["realtime_seq"] == seen[-1]
+    assert seen == list(range(1, before + during + after + 1))
