@@ -16,6 +16,7 @@ Messages are JSON-able dicts; sequenced ones carry `seq`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -100,20 +101,35 @@ class RedisBroker:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, deliver: Deliver) -> None:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self._channel)
+        from redis.exceptions import RedisError
+
+        subscribed = asyncio.Event()
 
         async def listen() -> None:
-            try:
-                async for item in pubsub.listen():
-                    try:
-                        await deliver(json.loads(item["data"]))
-                    except Exception:  # one bad message must not stop the fan-out
-                        log.exception("realtime: delivering a Redis message failed")
-            finally:
-                await pubsub.aclose()
+            backoff = 0.5
+            while True:  # Redis restarts: subscribe again (messages meanwhile are lost)
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                try:
+                    await pubsub.subscribe(self._channel)
+                    subscribed.set()
+                    backoff = 0.5
+                    async for item in pubsub.listen():
+                        try:
+                            await deliver(json.loads(item["data"]))
+                        except Exception:  # one bad message must not stop the fan-out
+                            log.exception("realtime: delivering a Redis message failed")
+                except (RedisError, OSError) as exc:
+                    log.warning("realtime: Redis subscription lost (%s), retrying", exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                finally:
+                    await pubsub.aclose()
 
         self._task = asyncio.create_task(listen(), name="realtime-redis")
+        # serve even when Redis is down at start; wait briefly so a healthy Redis is
+        # subscribed before the first client joins
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(subscribed.wait(), 5)
 
     async def stop(self) -> None:
         if self._task is not None:

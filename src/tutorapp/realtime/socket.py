@@ -18,6 +18,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tutorapp.realtime import principal, topics
@@ -200,7 +202,15 @@ class Connection:
                 except FrameError as exc:
                     log.info("realtime: bad frame: %s", exc)
                     continue
-                await self.handle(frame)
+                try:
+                    await self.handle(frame)
+                except (OSError, ConnectionError, SQLAlchemyError, RedisError) as exc:
+                    # the broker or the database is unavailable: this frame fails, the
+                    # socket stays (the client's ack times out or gets this error)
+                    log.warning("realtime: %s failed: %s", frame.event, exc)
+                    if frame.ref is not None:
+                        self.reply(frame, "error", {"reason": "Realtime is unavailable, "
+                                                              "please retry"})
         except WebSocketDisconnect:
             pass
         finally:
@@ -222,9 +232,11 @@ class Connection:
             return
         channel = self.channels.get(frame.topic)
         if channel is None or channel.join_ref != (frame.join_ref or channel.join_ref):
-            # Phoenix: a message for a channel this socket has not joined
-            self.send(Frame(topic=frame.topic, event="phx_close", payload={},
-                            join_ref=frame.join_ref))
+            # Phoenix.Socket: a message for a channel this socket has not joined
+            if frame.event == "phx_leave":
+                self.reply(frame, "ok")
+            else:
+                self.reply(frame, "error", {"reason": "unmatched topic"})
             return
         if problem := self.count():
             await self.shutdown(channel, problem)

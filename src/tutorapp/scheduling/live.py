@@ -8,15 +8,20 @@ and each booking event published after commit.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts.models import Role, User
 from tutorapp.realtime import hub, topics
 from tutorapp.scheduling.events import on_event
 from tutorapp.scheduling.models import ACTIVE_STATUSES, Booking
+
+log = logging.getLogger(__name__)
 
 
 async def may_read_booking(session: AsyncSession, user_id: uuid.UUID | None,
@@ -57,9 +62,18 @@ def booking_record(booking: Booking) -> dict[str, Any]:
 
 @on_event
 async def publish_booking_event(name: str, booking_id: uuid.UUID, data: dict[str, Any]) -> None:
+    """After commit: a realtime outage must not fail the request that already committed."""
     running = hub.current()
     if running is None or not name.startswith("booking."):
         return
+    try:
+        await _publish(running, name, booking_id, data)
+    except (OSError, ConnectionError, SQLAlchemyError, RedisError) as exc:
+        log.warning("realtime: %s of booking %s not published: %s", name, booking_id, exc)
+
+
+async def _publish(running: hub.Hub, name: str, booking_id: uuid.UUID,
+                   data: dict[str, Any]) -> None:
     async with running.database.session() as session:  # fresh: the event's commit is done
         booking = await session.get(Booking, booking_id)
         if booking is None:
