@@ -21,8 +21,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from tests.conftest import make_settings
-from tests.gotrue.conftest import ANON_KEY, SERVICE_KEY, _empty, _free_port
-from tests.gotrue.conftest import node_modules as node_modules  # the supabase-js install
+from tests.gotrue.conftest import (
+    ANON_KEY,
+    SERVICE_KEY,
+    _empty,
+    _free_port,  # the supabase-js install
+)
 from tests.waiting import deadline
 from tutorapp.app import create_app
 from tutorapp.core.db import Database
@@ -43,9 +47,9 @@ class Server:
 def serve(database_url: str, **overrides: Any) -> tuple[uvicorn.Server, threading.Thread, Server]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    settings = make_settings(database_url, public_url=base, allowed_hosts=["127.0.0.1"],
-                             supabase_anon_key=ANON_KEY, supabase_service_key=SERVICE_KEY,
-                             **overrides)
+    settings = make_settings(database_url, **{
+        "public_url": base, "allowed_hosts": ["127.0.0.1"], "supabase_anon_key": ANON_KEY,
+        "supabase_service_key": SERVICE_KEY} | overrides)
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from realtime import AsyncRealtimeClient
 
+from realtime import AsyncRealtimeClient
 from tests.conftest import TEST_SECRET, make_settings
 from tests.gotrue.conftest import ANON_KEY, _empty
 from tests.realtime.conftest import EVERY_DAY, redis_url

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from realtime import AsyncRealtimeClient
-
 from tests.realtime.conftest import EVERY_DAY, RT
 from tests.scheduling.conftest import Caller, approved_tutor, make_market, sign_in
 from tests.waiting import wait_until
@@ -44,7 +43,7 @@ async def booked(rt: RT) -> tuple[Caller, Caller, Caller, str]:
 
 
 async def test_join_broadcast_ack_presence_and_a_booking_event(rt: RT) -> None:
-    student, tutor, parent, booking_id = await booked(rt)
+    _student, tutor, parent, booking_id = await booked(rt)
     topic = f"booking:{booking_id}"
     heard: list[Any] = []
     changes: list[Any] = []
@@ -79,7 +78,7 @@ async def test_join_broadcast_ack_presence_and_a_booking_event(rt: RT) -> None:
         assert response.status_code == 200, response.text
         await wait_until(lambda: changes, timeout=10, what="the cancellation event")
         change = changes[0]
-        data = change["data"] if "data" in change else change
+        data = change.get("data", change)
         assert data["record"]["status"] == "cancelled"
         assert data["record"]["id"] == booking_id
         assert data["type"] == "UPDATE" and data["table"] == "bookings"
@@ -93,7 +92,7 @@ async def test_join_broadcast_ack_presence_and_a_booking_event(rt: RT) -> None:
 
 
 async def test_a_stranger_is_refused_and_an_anonymous_reader_sees_availability(rt: RT) -> None:
-    student, tutor, parent, booking_id = await booked(rt)
+    student, _tutor, _parent, booking_id = await booked(rt)
     stranger = await sign_in(rt.app, role=Role.student)
     socket = await client(rt, stranger)
     anonymous = await client(rt, None)
@@ -119,7 +118,7 @@ async def test_an_expired_token_closes_the_channel_with_a_system_message(rt: RT)
     from tutorapp.core.security import issue_access_token
     from tutorapp.core.time import utcnow
 
-    student, tutor, parent, booking_id = await booked(rt)
+    _student, tutor, _parent, booking_id = await booked(rt)
     # a token that expires two seconds from now
     settings = rt.server.app.state.settings.model_copy(update={"access_token_ttl_seconds": 2})
     from sqlalchemy import select

@@ -219,3 +219,72 @@ async def test_reconnect_replays_what_was_missed_with_no_gap_and_no_duplicate(
             seen.append(frame["payload"]["data"]["seq"])
             assert frame["payload"]["data"]["record"]["realtime_seq"] == seen[-1]
     assert seen == list(range(1, before + during + after + 1))
+
+
+async def test_rest_broadcast_reaches_joined_clients_and_checks_its_input(rt: RT) -> None:
+    student = await sign_in(rt.app, role=Role.student)
+    topic = f"user:{student.id}"
+    settings = rt.server.app.state.settings
+    async with wire(rt) as w:
+        assert (await w.join(topic, student))["payload"]["status"] == "ok"
+        batch = {"messages": [{"topic": topic, "event": "note", "payload": {"n": 1}}]}
+        response = await rt.http.post("/realtime/v1/api/broadcast", json=batch,
+                                      headers=student.headers | {"apikey": ANON_KEY})
+        assert response.status_code == 202 and response.content == b""
+        heard = await w.until("broadcast")
+        assert heard["payload"] == {"type": "broadcast", "event": "note", "payload": {"n": 1}}
+
+    too_big = {"messages": [{"topic": topic, "event": "note",
+                             "payload": {"x": "a" * settings.realtime_max_payload_bytes}}]}
+    response = await rt.http.post("/realtime/v1/api/broadcast", json=too_big,
+                                  headers=student.headers)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "messages.0.payload"
+    response = await rt.http.post("/realtime/v1/api/broadcast", json={"messages": []},
+                                  headers=student.headers)
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    response = await rt.http.post(f"/realtime/v1/api/broadcast/{topic}/events/note",
+                                  content=b"{not json", headers=student.headers)
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "payload"
+
+
+@pytest.fixture(scope="module")
+def tight_server(database_url: str, live_server: Any) -> Any:
+    from tests.realtime.conftest import serve
+
+    # the same public URL as `rt`'s server: the tokens' issuer
+    server, thread, live = serve(database_url, public_url=live_server.url,
+                                 realtime_max_channels_per_client=2,
+                                 realtime_max_joins_per_second=3, realtime_max_clients=2)
+    yield live
+    server.should_exit = True
+    thread.join(timeout=deadline(30))
+
+
+async def test_channel_join_and_client_quotas(rt: RT, tight_server: Any) -> None:
+    tight = RT(server=tight_server, db=rt.db, http=rt.http, app=rt.app)
+    student = await sign_in(rt.app, role=Role.student)
+    async with wire(tight) as w:
+        for n in range(2):
+            joined = await w.join(f"tutor:{student.id}:availability", None) if n == 0 else \
+                await w.join(f"user:{student.id}", student)
+            assert joined["payload"]["status"] == "ok"
+        third = await w.join(f"booking:{student.id}", student)
+        assert third["payload"]["response"] == {
+            "reason": "ChannelRateLimitReached: Too many channels"}
+        # 30 joins sent at once: whatever second boundary they straddle, one second
+        # holds more than 3 of them
+        for n in range(30):
+            await w.send(f"realtime:booking:{n}", "phx_join", {"config": {}})
+        reasons = []
+        with pytest.raises(websockets.ConnectionClosed):  # the socket is closed at last
+            while True:
+                frame = await w.recv()
+                reasons.append(frame["payload"]["response"].get("reason"))
+        assert reasons[-1] == "ClientJoinRateLimitReached: Too many joins per second"
+    async with wire(tight), wire(tight):
+        with pytest.raises((websockets.InvalidStatus, websockets.ConnectionClosed)):
+            async with wire(tight) as third_client:  # over the clients per process
+                await third_client.send("phoenix", "heartbeat", {})
+                await third_client.recv()

@@ -35,7 +35,8 @@ class BroadcastBatch(BaseModel):
 
 
 def _hub(request: Request) -> Hub:
-    return request.app.state.realtime
+    hub: Hub = request.app.state.realtime
+    return hub
 
 
 async def _send(request: Request, db: SessionDep, caller: OptionalPrincipal,

@@ -156,7 +156,7 @@ class RedisBroker:
             f"{self._prefix}:log:{topic}", f"({after_seq}", "+inf", start=0, num=limit)
         out = []
         for member in members:
-            stamp, _, encoded = member.partition(" ")
+            stamp, _, encoded = str(member).partition(" ")
             if int(stamp) >= oldest_ms:
                 out.append(json.loads(encoded))
         return out

@@ -25,8 +25,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from tutorapp.realtime import principal, topics
 from tutorapp.realtime.hub import Hub
 from tutorapp.realtime.principal import Identity, Refused
-from tutorapp.realtime.protocol import VSN_1, VSN_2, Frame, FrameError, UserBroadcast, decode, \
-    encode, encode_broadcast
+from tutorapp.realtime.protocol import (
+    VSN_1,
+    VSN_2,
+    Frame,
+    FrameError,
+    UserBroadcast,
+    decode,
+    encode,
+    encode_broadcast,
+)
 
 log = logging.getLogger(__name__)
 PREFIX = "realtime:"
@@ -258,8 +266,8 @@ class Connection:
 
     # --- joining ----------------------------------------------------------------
     async def join(self, frame: Frame) -> None:
-        payload = frame.payload if isinstance(frame.payload, dict) else {}
-        config = payload.get("config") if isinstance(payload.get("config"), dict) else {}
+        payload = _map(frame.payload)
+        config = _map(payload.get("config"))
         if frame.topic in self.channels:  # Phoenix closes the duplicate, then joins again
             old = self.channels[frame.topic]
             await self.leave(old)
@@ -282,8 +290,7 @@ class Connection:
         except Refused as exc:
             self.reply(frame, "error", {"reason": str(exc)})
             return
-        broadcast = config.get("broadcast") if isinstance(config.get("broadcast"), dict) else {}
-        presence = config.get("presence") if isinstance(config.get("presence"), dict) else {}
+        broadcast, presence = _map(config.get("broadcast")), _map(config.get("presence"))
         channel = Channel(
             connection=self, topic=frame.topic, join_ref=frame.join_ref or frame.ref,
             identity=identity, self_broadcast=bool(broadcast.get("self")),
@@ -301,7 +308,7 @@ class Connection:
                                             table=params.get("table"),
                                             filter=params.get("filter")))
             reply.append(params | {"id": bid})
-        replay = broadcast.get("replay") if isinstance(broadcast.get("replay"), dict) else None
+        replay = _map(broadcast["replay"]) if "replay" in broadcast else None
         channel.replaying = replay is not None
         self.channels[frame.topic] = channel
         self.hub.subscribe(channel)  # live events are held while the log is replayed
@@ -448,6 +455,11 @@ class Connection:
         channel.tracked_ref = channel.tracked_meta = None
         if leaves:
             await self.hub.presence_diff(channel.name, {}, leaves)
+
+
+def _map(value: Any) -> dict[str, Any]:
+    """A JSON object of the client's, or {} for anything else."""
+    return value if isinstance(value, dict) else {}
 
 
 def allowed_origin(hub: Hub, origin: str | None) -> bool:
