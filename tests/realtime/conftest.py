@@ -25,7 +25,8 @@ from tests.gotrue.conftest import (
     ANON_KEY,
     SERVICE_KEY,
     _empty,
-    _free_port,  # the supabase-js install
+    _free_port,
+    node_modules,  # noqa: F401  (fixture: the supabase-js install)
 )
 from tests.waiting import deadline
 from tutorapp.app import create_app
