@@ -288,3 +288,47 @@ async def test_channel_join_and_client_quotas(rt: RT, tight_server: Any) -> None
             async with wire(tight) as third_client:  # over the clients per process
                 await third_client.send("phoenix", "heartbeat", {})
                 await third_client.recv()
+
+
+async def test_a_browser_joins_with_its_session_cookie(rt: RT) -> None:
+    from tests.factories import make_user
+    from tutorapp.accounts import sessions
+    from tutorapp.accounts.models import User
+
+    account = await make_user(rt.db, role=Role.student)
+    settings = rt.server.app.state.settings
+    async with rt.db.unit_of_work() as session:
+        tokens = await sessions.start_session(
+            session, settings, await session.get(User, account.user.id), amr=["pwd"],
+            aal="aal1", client=sessions.Client(ip="127.0.0.1", user_agent="browser"),
+            with_cookie=True)
+    cookie = f"{settings.session_cookie_name}={tokens.cookie_token}"
+    async with wire(rt, Cookie=cookie, Origin=rt.server.url) as w:
+        # supabase-js sends the API key as the token while signed out: the cookie decides
+        ref = await w.send(f"realtime:user:{account.user.id}", "phx_join",
+                           {"config": {}, "access_token": ANON_KEY})
+        reply = await w.until("phx_reply")
+        assert reply["ref"] == ref and reply["payload"]["status"] == "ok"
+    async with wire(rt) as w:  # the same join without the cookie
+        refused = await w.join(f"user:{account.user.id}", None)
+        assert refused["payload"]["status"] == "error"
+
+
+async def test_access_token_refresh_keeps_the_channel_and_a_bad_one_closes_it(rt: RT) -> None:
+    student = await sign_in(rt.app, role=Role.student)
+    fresh = await sign_in(rt.app, role=Role.student)
+    topic = f"realtime:user:{student.id}"
+    async with wire(rt) as w:
+        assert (await w.join(f"user:{student.id}", student))["payload"]["status"] == "ok"
+        await w.send(topic, "access_token", {"access_token": token(student)}, join_ref="1")
+        await w.send("phoenix", "heartbeat", {})
+        assert (await w.until("phx_reply"))["topic"] == "phoenix"  # nothing else came first
+        # a valid token of someone else: the topic is not theirs
+        await w.send(topic, "access_token", {"access_token": token(fresh)}, join_ref="1")
+        system = await w.until("system")
+        assert system["payload"] == {
+            "extension": "system", "status": "error", "channel": f"user:{student.id}",
+            "message": "You do not have permissions to read from this Channel topic: "
+                       f"user:{student.id}"}
+        closed = await w.until("phx_close")
+        assert closed["topic"] == topic and closed["join_ref"] == "1"
