@@ -116,12 +116,17 @@ async def test_two_processes_deliver_to_each_others_clients(
                 await socket.set_auth(token(caller))
                 sockets.append(socket)
             here = sockets[0].channel(f"booking:{booking_id}", {"config": {
-                "broadcast": {"ack": True}}})
+                "broadcast": {"ack": True}, "presence": {"key": "student"}}})
             await here.subscribe()
+            await here.track({"online": True})  # before the other process's client joins
             there = sockets[1].channel(f"booking:{booking_id}")
             there.on_broadcast("hello", lambda p: heard.append(p))
             there.on_postgres_changes("*", lambda p: changes.append(p), table="bookings")
+            there.on_presence_sync(lambda: None)
             await there.subscribe()
+            await wait_until(lambda: "student" in there.presence.state, timeout=15,
+                             what="the presence tracked on process 1, at process 2")
+            assert [m["online"] for m in there.presence.state["student"]] == [True]
 
             await here.send_broadcast("hello", {"from": "process 1"})
             await wait_until(lambda: heard, timeout=15, what="the broadcast on process 2")

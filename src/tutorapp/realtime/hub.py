@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tutorapp.config import Settings
 from tutorapp.core.db import Database
-from tutorapp.realtime.broker import Broker, broker_for
+from tutorapp.realtime.broker import Broker, LocalBroker, broker_for
 from tutorapp.realtime.protocol import UserBroadcast
 
 if TYPE_CHECKING:
@@ -66,6 +66,9 @@ class Hub:
         topic = message.get("topic")
         if not isinstance(topic, str):
             return
+        if message.get("kind") == "presence_sync":
+            await self._answer_presence_sync(topic)
+            return
         if message.get("kind") == "presence":
             self._apply_presence(topic, message)
         elif message.get("kind") == "broadcast":
@@ -95,6 +98,21 @@ class Hub:
     # --- presence ---------------------------------------------------------------
     def presence_state(self, topic: str) -> dict[str, Any]:
         return _wire(self.presence.get(topic, {}))
+
+    async def request_presence(self, topic: str) -> None:
+        """A channel joined with presence here: ask every process to announce the
+        presences it holds on `topic` (this one may have started after they tracked).
+        Clients merge joins by `phx_ref`, so a presence announced twice is one."""
+        if not isinstance(self.broker, LocalBroker):
+            await self.broker.publish({"kind": "presence_sync", "topic": topic})
+
+    async def _answer_presence_sync(self, topic: str) -> None:
+        joins: Metas = {}
+        for channel in self.channels.get(topic, ()):
+            for key, refs in channel.connection.tracked(channel).items():
+                joins.setdefault(key, {}).update(refs)
+        if joins:
+            await self.presence_diff(topic, joins, {})
 
     def _apply_presence(self, topic: str, message: dict[str, Any]) -> None:
         state = self.presence.setdefault(topic, {})

@@ -319,6 +319,7 @@ class Connection:
                                     "message": "Subscribed to PostgreSQL", "channel": name})
         if channel.presence_enabled:
             channel.push("presence_state", self.hub.presence_state(name))
+            await self.hub.request_presence(name)
         if replay is not None:
             await self.replay(channel, replay)
 
@@ -432,10 +433,10 @@ class Connection:
             if meta == channel.tracked_meta:
                 self.reply(frame, "ok")
                 return
-            leaves = self._tracked(channel)
+            leaves = self.tracked(channel)
             channel.tracked_ref = uuid.uuid4().hex[:16]
             channel.tracked_meta = meta
-            joins = self._tracked(channel)
+            joins = self.tracked(channel)
             await self.hub.presence_diff(channel.name, joins, leaves)
             self.reply(frame, "ok")
         elif event == "untrack":
@@ -444,14 +445,14 @@ class Connection:
         else:
             self.reply(frame, "error", {})
 
-    def _tracked(self, channel: Channel) -> dict[str, dict[str, dict[str, Any]]]:
+    def tracked(self, channel: Channel) -> dict[str, dict[str, dict[str, Any]]]:
         if channel.tracked_ref is None or channel.tracked_meta is None:
             return {}
         return {channel.presence_key: {channel.tracked_ref: channel.tracked_meta
                                        | {"phx_ref": channel.tracked_ref}}}
 
     async def untrack(self, channel: Channel) -> None:
-        leaves = self._tracked(channel)
+        leaves = self.tracked(channel)
         channel.tracked_ref = channel.tracked_meta = None
         if leaves:
             await self.hub.presence_diff(channel.name, {}, leaves)
