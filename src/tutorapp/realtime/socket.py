@@ -165,11 +165,17 @@ class Connection:
                         payload={"status": status, "response": response or {}}))
 
     async def writer(self) -> None:
-        while (data := await self.queue.get()) is not None:
-            if isinstance(data, bytes):
-                await self.websocket.send_bytes(data)
-            else:
-                await self.websocket.send_text(data)
+        try:
+            while (data := await self.queue.get()) is not None:
+                if isinstance(data, bytes):
+                    await self.websocket.send_bytes(data)
+                else:
+                    await self.websocket.send_text(data)
+        finally:
+            # closing (a quota, a slow client, the end): also ends the reader's receive()
+            self.closing = True
+            with contextlib.suppress(Exception):
+                await self.websocket.close()
 
     # --- quotas -----------------------------------------------------------------
     def count(self, *, join: bool = False) -> str | None:
