@@ -1,8 +1,8 @@
 // supabase-js (realtime-js inside), unchanged, against TutorApp's /realtime/v1.
 // Driven by tests/realtime/test_supabase_js.py: argv = url, anon key, JSON of
-// {tutor, student, stranger: access tokens, booking: id}; asks the server side to
-// cancel the booking on stdout ({"ask": ...}) and waits for {"answer"} on stdin;
-// the last line printed is {"result": ...}.
+// {tutor, student, stranger: access tokens, booking: id}. It asks the server side to
+// cancel the booking, and for a short-lived token, on stdout ({"ask": ...}) and reads
+// {"answer"} on stdin; the last line printed is {"result": ...}.
 import { createClient } from '@supabase/supabase-js'
 import { createInterface } from 'node:readline'
 import ws from 'ws'
@@ -82,6 +82,16 @@ await studentChannel.untrack()
 await until('the leave at the tutor', () => !tutorChannel.presenceState().student)
 result.left = true
 
-for (const c of [tutor, student, stranger]) await c.removeAllChannels()
+// a token that expires while joined: Realtime's system message, then the channel closes
+const expiring = client(await ask({ expiring: 2 }))  // minted now, lives 2 s
+const systems = []
+const statuses = []
+expiring.channel(topic).on('system', {}, (message) => systems.push(message))
+  .subscribe((status) => statuses.push(status))
+await until('the expired channel to close', () => statuses.includes('CLOSED'))
+result.expiry = { statuses, system: systems.map(({ extension, status, message }) =>
+  ({ extension, status, message })) }
+
+for (const c of [tutor, student, stranger, expiring]) await c.removeAllChannels()
 process.stdout.write(JSON.stringify({ result }) + '\n')
 process.exit(0)

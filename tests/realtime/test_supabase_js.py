@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.gotrue.conftest import ANON_KEY, NODE_DIR, SCALE
 from tests.realtime.conftest import RT
-from tests.realtime.test_supabase_py import booked, token
+from tests.realtime.test_supabase_py import booked, expiring_token, token
 from tests.scheduling.conftest import sign_in
 from tutorapp.accounts.models import Role
 
@@ -34,10 +34,15 @@ async def test_supabase_js_joins_broadcasts_tracks_and_hears_the_booking(
             if "result" in message:
                 result = message["result"]
                 break
-            response = await rt.http.post(f"/api/v1/bookings/{message['ask']['cancel']}/cancel",
-                                          headers=parent.headers, json={"reason": "ill"})
-            assert response.status_code == 200, response.text
-            process.stdin.write(json.dumps({"answer": True}).encode() + b"\n")
+            question = message["ask"]
+            answer: object = True
+            if "expiring" in question:
+                answer = await expiring_token(rt, tutor, seconds=question["expiring"])
+            else:
+                response = await rt.http.post(f"/api/v1/bookings/{question['cancel']}/cancel",
+                                              headers=parent.headers, json={"reason": "ill"})
+                assert response.status_code == 200, response.text
+            process.stdin.write(json.dumps({"answer": answer}).encode() + b"\n")
             await process.stdin.drain()
     finally:
         if process.returncode is None:
@@ -57,4 +62,7 @@ async def test_supabase_js_joins_broadcasts_tracks_and_hears_the_booking(
                      "error": "Unauthorized: You do not have permissions to read from this "
                               f"Channel topic: booking:{booking_id}"},
         "left": True,
+        "expiry": {"statuses": ["SUBSCRIBED", "CLOSED"], "system": [
+            {"extension": "system", "status": "error",
+             "message": "Token has expired 0 seconds ago"}]},
     }

@@ -28,6 +28,23 @@ async def client(rt: RT, caller: Caller | None) -> AsyncRealtimeClient:
     return socket
 
 
+async def expiring_token(rt: RT, caller: Caller, *, seconds: int) -> str:
+    """A token of `caller`'s session that expires `seconds` from now."""
+    from sqlalchemy import select
+
+    from tutorapp.accounts.models import AuthSession
+    from tutorapp.core.security import issue_access_token
+    from tutorapp.core.time import utcnow
+
+    settings = rt.server.app.state.settings.model_copy(
+        update={"access_token_ttl_seconds": seconds})
+    async with rt.db.session() as session:
+        auth = await session.scalar(select(AuthSession).where(AuthSession.user_id == caller.id))
+    short, _ = issue_access_token(settings, user_id=caller.id, role=caller.role.value,
+                                  aal="aal1", amr=["pwd"], session_id=auth.id, now=utcnow())
+    return short
+
+
 async def booked(rt: RT) -> tuple[Caller, Caller, Caller, str]:
     """(student, tutor, parent of the student, booking id)."""
     rt.server.app.state.clock = lambda: NOW
@@ -115,20 +132,8 @@ async def test_a_stranger_is_refused_and_an_anonymous_reader_sees_availability(r
 
 
 async def test_an_expired_token_closes_the_channel_with_a_system_message(rt: RT) -> None:
-    from tutorapp.core.security import issue_access_token
-    from tutorapp.core.time import utcnow
-
     _student, tutor, _parent, booking_id = await booked(rt)
-    # a token that expires two seconds from now
-    settings = rt.server.app.state.settings.model_copy(update={"access_token_ttl_seconds": 2})
-    from sqlalchemy import select
-
-    from tutorapp.accounts.models import AuthSession
-
-    async with rt.db.session() as session:
-        auth = await session.scalar(select(AuthSession).where(AuthSession.user_id == tutor.id))
-    short, _ = issue_access_token(settings, user_id=tutor.id, role="tutor", aal="aal1",
-                                  amr=["pwd"], session_id=auth.id, now=utcnow())
+    short = await expiring_token(rt, tutor, seconds=2)
     socket = await client(rt, None)
     await socket.set_auth(short)
     states: list[tuple[str, Any]] = []
