@@ -108,7 +108,11 @@ class Channel:
         elif kind == "broadcast":
             if message.get("origin") == self.id and not self.self_broadcast:
                 return
-            frame = encode_broadcast(message["_decoded"], self.topic, self.connection.vsn)
+            encoded = message.setdefault("_encoded", {})  # once per serializer, not per socket
+            vsn = self.connection.vsn
+            if vsn not in encoded:
+                encoded[vsn] = encode_broadcast(message["_decoded"], self.topic, vsn)
+            frame = encoded[vsn]
             if frame is not None:
                 self.connection.send_raw(frame)
         elif kind == "presence" and self.presence_enabled:
