@@ -42,6 +42,9 @@ from tutorapp.notifications import api as notifications_api
 from tutorapp.notifications import pages as notifications_pages
 from tutorapp.ops import api as ops_api
 from tutorapp.ops import pages as ops_pages
+from tutorapp.realtime import api as realtime_api
+from tutorapp.realtime import install as install_realtime
+from tutorapp.realtime.hub import Hub
 from tutorapp.reviews import api as reviews_api
 from tutorapp.scheduling import api as scheduling_api
 from tutorapp.site import api as site_api
@@ -60,11 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database = Database(settings)
         app.state.rate_limiter = RateLimiter.from_settings(settings)
+        app.state.realtime = Hub(settings, app.state.database)
+        await app.state.realtime.start()
         await jobs_worker.start_embedded(settings)
         try:
             yield
         finally:
             await jobs_worker.stop_embedded()
+            await app.state.realtime.stop()
             await app.state.database.dispose()
 
     app = FastAPI(
@@ -89,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         site_pages.router, app_pages.router, tutors_pages.router, admin_pages.router,
         *billing_api.routers, notifications_api.router, jobs_api.router,
         jobs_pages.router, accounts_pages.router, webhooks_api.router, files_api.router,
-        files_pages.router,
+        files_pages.router, realtime_api.router,
     ]
     if settings.payments_provider == "sandbox":  # refused in staging/prod
         routers.append(billing_pages.router)  # its checkout page and customer portal
@@ -98,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
     install_files(app, settings)  # /storage/v1: Supabase Storage's API, and the backend
+    install_realtime(app)  # /realtime/v1/websocket
     install_gotrue(app)  # /auth/v1: Supabase Auth's API, after the error handlers above
     openapi.install(app, routers)  # every error status of each operation, as problem+json
     app.state.templates.context_processors.append(core_pages.template_context)

@@ -135,6 +135,28 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_key_prefix: str = Field(default="tutorapp", description="namespace of our Redis keys")
 
+    # --- realtime (/realtime/v1, Supabase Realtime's protocol; quotas per process/client) ---
+    realtime_origins: CommaList = Field(
+        default_factory=list,
+        description="browser origins allowed on the WebSocket besides the public URL's; "
+        "default: the CORS origins",
+    )
+    realtime_max_clients: int = Field(default=10_000, ge=1,
+                                      description="concurrent WebSocket clients per process")
+    realtime_max_channels_per_client: int = Field(default=100, ge=1)
+    realtime_max_joins_per_second: int = Field(default=100, ge=1,
+                                               description="channel joins per second per client")
+    realtime_max_messages_per_second: int = Field(
+        default=100, ge=1, description="messages per second per client")
+    realtime_max_payload_bytes: int = Field(default=262_144, ge=1024,
+                                            description="broadcast / presence payload size")
+    realtime_idle_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="close a socket that sent nothing (no heartbeat)")
+    realtime_replay_max_events: int = Field(default=1000, ge=0,
+                                            description="events kept per topic for replay")
+    realtime_replay_max_age_seconds: int = Field(default=86_400, ge=0,
+                                                 description="how long events are kept")
+
     # --- HTTP hardening ---
     cors_origins: CommaList = Field(default_factory=list)
     allowed_hosts: CommaList = Field(default_factory=lambda: ["*"])
@@ -348,8 +370,8 @@ class Settings(BaseSettings):
     )
 
     _normalize_lists = field_validator(
-        "database_replica_urls", "cors_origins", "allowed_hosts", "trusted_proxies",
-        "auth_redirect_urls", mode="before"
+        "database_replica_urls", "cors_origins", "realtime_origins", "allowed_hosts",
+        "trusted_proxies", "auth_redirect_urls", mode="before"
     )(_split_commas)
 
     @field_validator("jwt_keys")

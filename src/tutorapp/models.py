@@ -9,6 +9,7 @@ from tutorapp.integrations.payments import sandbox as payments_sandbox  # noqa: 
 from tutorapp.jobs import models as jobs  # noqa: F401
 from tutorapp.metering import models as metering  # noqa: F401
 from tutorapp.notifications import models as notifications  # noqa: F401
+from tutorapp.realtime import models as realtime  # noqa: F401
 from tutorapp.reviews import models as reviews  # noqa: F401
 from tutorapp.scheduling import models as scheduling  # noqa: F401
 from tutorapp.tutors import models as tutors  # noqa: F401

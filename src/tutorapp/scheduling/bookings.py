@@ -33,6 +33,7 @@ from tutorapp.core.audit import record
 from tutorapp.core.db import retrying
 from tutorapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tutorapp.scheduling import availability, timeslots
+from tutorapp.scheduling import live as _live  # noqa: F401  (realtime topics and publishing)
 from tutorapp.scheduling.events import emit
 from tutorapp.scheduling.models import Booking, BookingStatus
 from tutorapp.tutors.models import ProfileStatus, TutorProfile
