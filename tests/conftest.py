@@ -19,27 +19,17 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy.engine import make_url
 
 from tutorapp.app import create_app
 from tutorapp.config import Settings
-from tutorapp.core import migrate, security
+from tutorapp.core import migrate
 from tutorapp.models import metadata
 
 POSTGRES_URL = os.environ.get("TUTORAPP_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("TUTORAPP_TEST_REDIS_URL")
 DIALECTS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
-
-# argon2id at its production cost (64 MiB, 3 passes) takes about 0.2 s of CPU per hash
-# here, and the suite hashes a password at every sign-up, login and factory user: in
-# this process it hashes with the cheapest parameters instead (still argon2id, still
-# off the event loop, so every code path stays the same). Servers the suite starts as
-# subprocesses (tests/e2e, tests/test_openapi.py) keep the production cost.
-security._password_hash = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-security._DUMMY_HASH = security._password_hash.hash("not-a-real-password-just-timing")
 
 
 async def _admin_execute(url: str, statement: str) -> None:
@@ -147,8 +137,14 @@ def db(app: FastAPI):  # noqa: ANN201 - the Database of the app under test
 
 
 # --- per-dialect summary -------------------------------------------------------
+# The dialect rides on each report (`user_properties`), so the summary and the CI
+# check below also work under pytest-xdist, where the controller collects nothing.
 
-_dialect_of: dict[str, str] = {}
+_dialects_run: set[str] = set()
+
+
+def _dialect(report: pytest.TestReport) -> str:
+    return dict(report.user_properties).get("dialect", "no database")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -156,7 +152,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         param = (callspec.params.get("database_url") or callspec.params.get("server")
                  if callspec else None)  # e2e tests run per dialect through `server`
-        _dialect_of[item.nodeid] = param or "no database"
+        item.user_properties.append(("dialect", param or "no database"))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _dialects_run.add(_dialect(report))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
@@ -166,8 +166,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
             if getattr(report, "when", "call") != "call" and outcome != "error":
                 if not (outcome == "skipped" and report.when == "setup"):
                     continue
-            dialect = _dialect_of.get(report.nodeid, "no database")
-            counts.setdefault(dialect, Counter())[outcome] += 1
+            counts.setdefault(_dialect(report), Counter())[outcome] += 1
     if not counts:
         return
     terminalreporter.section("tests per dialect")
@@ -182,8 +181,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI, a PostgreSQL run that silently ran nothing is a failure."""
     if not (os.environ.get("CI") and POSTGRES_URL) or exitstatus != 0:
         return
-    ran_on_postgres = any(d == "postgresql" for d in _dialect_of.values())
-    if not ran_on_postgres:
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller sees every report and decides
+    if "postgresql" not in _dialects_run:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
