@@ -28,9 +28,10 @@ run: install
 	$(BIN)/tutorapp seed --demo --if-empty
 	$(BIN)/tutorapp serve --host $(HOST) --port $(PORT)
 
-## test: the whole suite (SQLite, and PostgreSQL when TUTORAPP_TEST_POSTGRES_URL is set)
+## test: the whole suite (SQLite, and PostgreSQL when TUTORAPP_TEST_POSTGRES_URL is set) on
+## TEST_WORKERS pytest-xdist workers (default 2; 0 runs it in this one process), see docs/testing.md
 test: install-test browser
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(or $(TEST_WORKERS),2) --dist loadfile $(PYTEST_ARGS)
 
 # Browser tests drive Debian's Chromium; install it when missing and we may.
 browser:

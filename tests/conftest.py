@@ -144,7 +144,7 @@ _dialects_run: set[str] = set()
 
 
 def _dialect(report: pytest.TestReport) -> str:
-    return dict(report.user_properties).get("dialect", "no database")
+    return dict(getattr(report, "user_properties", ())).get("dialect", "no database")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
