@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from tutorapp.app import create_app
 from tutorapp.config import Settings
 from tutorapp.core import migrate
+from tutorapp.jobs import engine as jobs_engine
 from tutorapp.models import metadata
 
 POSTGRES_URL = os.environ.get("TUTORAPP_TEST_POSTGRES_URL")
@@ -74,9 +75,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'tutorapp.db'}"
         migrate.upgrade(make_settings(url))
+        jobs_engine.ensure_system_database(make_settings(url))
         yield url
         return
     with postgres_database("tutorapp_test") as url:
+        # DBOS's schema now, while nothing else is connected: its migrations
+        # `CREATE INDEX CONCURRENTLY`, which waits for every open transaction of the
+        # database, so the first jobs test of a worker could hang behind another
+        # test's idle pooled connection.
+        jobs_engine.ensure_system_database(make_settings(url))
         yield url
 
 
