@@ -28,10 +28,11 @@ run: install
 	$(BIN)/tutorapp seed --demo --if-empty
 	$(BIN)/tutorapp serve --host $(HOST) --port $(PORT)
 
-## test: lint, then the whole suite (SQLite, and PostgreSQL when TUTORAPP_TEST_POSTGRES_URL is set)
+## test: lint, then the whole suite (SQLite, and PostgreSQL when TUTORAPP_TEST_POSTGRES_URL is set) on
+## TEST_WORKERS pytest-xdist workers (default 0: this one process; 2 once tests/jobs/test_admin.py passes under xdist), see docs/testing.md
 test: install-test browser
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(or $(TEST_WORKERS),0) --dist loadfile $(PYTEST_ARGS)
 
 ## lint: ruff (rules in pyproject.toml) over src, tests and bench; mypy over src/
 lint: install-test

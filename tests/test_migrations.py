@@ -1,11 +1,15 @@
 """The migrations and the models must describe the same schema, on both dialects."""
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import make_url
 
-from tests.conftest import make_settings
+from tests.conftest import make_settings, postgres_database
 from tutorapp.core import migrate
 from tutorapp.core.db import create_engine
 from tutorapp.models import metadata
@@ -47,12 +51,23 @@ def test_models_match_migrations(database_url: str) -> None:
     assert schema_diff(database_url) == []
 
 
-def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
-    settings = make_settings(database_url)
-    try:
-        migrate.downgrade(settings, "base")
-        assert table_names(database_url) <= {"alembic_version"}
-    finally:
-        migrate.upgrade(settings)
-    assert {t.name for t in metadata.sorted_tables} <= table_names(database_url)
-    assert schema_diff(database_url) == []
+@pytest.fixture
+def own_database(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A migrated database of `database_url`'s dialect for this test alone: dropping
+    every table of the shared one would wait behind any connection still open on it."""
+    if make_url(database_url).get_backend_name() == "sqlite":
+        url = f"sqlite:///{tmp_path / 'downgrade.db'}"
+        migrate.upgrade(make_settings(url))
+        yield url
+        return
+    with postgres_database("tutorapp_downgrade") as url:
+        yield url
+
+
+def test_downgrade_to_base_and_upgrade_again(own_database: str) -> None:
+    settings = make_settings(own_database)
+    migrate.downgrade(settings, "base")
+    assert table_names(own_database) <= {"alembic_version"}
+    migrate.upgrade(settings)
+    assert {t.name for t in metadata.sorted_tables} <= table_names(own_database)
+    assert schema_diff(own_database) == []

@@ -19,7 +19,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +32,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, status_c
 from sqlalchemy.engine import make_url
 
 from tests.conftest import DIALECTS, POSTGRES_URL, ROOT, TEST_SECRET, _admin_execute, make_settings
-from tests.waiting import timeout_scale
+from tests.waiting import deadline, timeout_scale, wait_until_sync
 from tutorapp.app import create_app
 from tutorapp.demo import DEMO_PASSWORD
 
@@ -84,23 +83,20 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         process = _tutorapp("serve", "--host", "127.0.0.1", "--port", str(port), env=env,
                             cwd=tmp_path_factory.getbasetemp(), stdout=log,
                             stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60 * TIMEOUT_SCALE
-        while time.monotonic() < deadline:
+        def live() -> bool:
             assert process.poll() is None, f"the server exited: see openapi-server-{request.param}.log"
             try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"{base}/health/live", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("the server did not start")
+                return False
+
+        wait_until_sync(live, timeout=60, what="the server to start", interval=0.1)
         yield base
     finally:
         if process is not None:
             process.terminate()
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=deadline(20))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()

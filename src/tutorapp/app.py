@@ -86,7 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = create_templates(settings)
     install_error_handlers(app)
     install_database_errors(app)
-    configure_password_hashing(settings.password_hash_threads)
+    configure_password_hashing(settings.password_hash_threads,
+                               test_profile=settings.profile == "test")
 
     routers = [
         ops_api.health, ops_api.router, tutors_api.router, scheduling_api.search_router,

@@ -8,7 +8,6 @@ requests meanwhile, and no request holds SQLite's write lock while it hashes.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections import Counter
 
@@ -18,19 +17,10 @@ from fastapi import FastAPI
 
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, make_user
+from tests.waiting import deadline, wait_until
 from tutorapp.app import create_app
 from tutorapp.core import security
 from tutorapp.core.db import Database
-
-SCALE = float(os.environ.get("TUTORAPP_TEST_TIMEOUT_SCALE", "1"))
-
-
-async def wait_until(condition, what: str, seconds: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds * SCALE
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -80,7 +70,7 @@ class BlockingHasher:
             self.running += 1
             self.most = max(self.most, self.running)
         try:
-            self.release.wait(timeout=10 * SCALE)
+            self.release.wait(timeout=deadline(10))
             return True, None
         finally:
             with self.lock:
@@ -97,7 +87,8 @@ async def test_health_answers_while_logins_hash_and_hashing_is_bounded(
     logins = [asyncio.create_task(roomy.post("/api/v1/auth/login", json={
         "email": a.email, "password": PASSWORD})) for a in accounts]
     threads = 2  # TUTORAPP_PASSWORD_HASH_THREADS' default
-    await wait_until(lambda: hasher.running == threads, f"{threads} hashes to start")
+    await wait_until(lambda: hasher.running == threads, timeout=10,
+                     what=f"{threads} hashes to start", interval=0.01)
     live = await roomy.get("/health/live")
     assert live.status_code == 200
     assert hasher.done == 0  # answered while every hash was still running

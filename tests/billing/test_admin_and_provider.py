@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import httpx
 import respx
@@ -14,13 +15,19 @@ from tests.scheduling.conftest import Market
 from tutorapp.accounts.models import Role
 from tutorapp.core.audit import AuditEvent
 from tutorapp.core.db import Database
+from tutorapp.core.time import utcnow
 
 
 async def test_admin_adjusts_credits_with_a_reason_and_reads_the_ledger(
         client: httpx.AsyncClient, db: Database, settings, market: Market) -> None:
     parent = await sign_in(client, await make_user(db, role=Role.parent))
-    for payload in (subscription_event("subscription_created", user_id=parent.user.id),
-                    invoice_event("subscription_payment_success", user_id=parent.user.id)):
+    # paid an hour ago: credits of a subscription expire a month after the payment, so
+    # a fixed date (T0) made this test fail once the calendar passed T0 + 1 month
+    paid = utcnow() - timedelta(hours=1)
+    for payload in (subscription_event("subscription_created", user_id=parent.user.id,
+                                       updated_at=paid),
+                    invoice_event("subscription_payment_success", user_id=parent.user.id,
+                                  created_at=paid)):
         await deliver(client, settings, payload)
     await process_pending(db)
     url = f"/api/v1/admin/billing/users/{parent.user.id}/credits"

@@ -229,8 +229,9 @@ def check_page(page, name: str, *, axe: bool = True) -> None:
             ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
             " nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))})))")
         # axe itself touches inline styles while it measures (scrollable regions,
-        # contrast): what it triggers in the console is not the page's fault
-        page.wait_for_timeout(50)
+        # contrast): what it triggers in the console is not the page's fault. A round
+        # trip after the next frame (not a fixed sleep) has every such message in.
+        page.evaluate("() => new Promise(done => requestAnimationFrame(() => setTimeout(done)))")
         del page.problems[:]
         bad = [v for v in result if v["impact"] in ("serious", "critical")]
         assert bad == [], f"axe on {name} ({kind}): {bad}"

@@ -6,15 +6,13 @@ phone width. Every visited main page is screenshotted and checked by axe-core.""
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 
 import pytest
 
 from tests.e2e.conftest import ADMIN_EMAIL, PASSWORD, Server, check_page
-
-TIMEOUT_SCALE = float(os.environ.get("TUTORAPP_TEST_TIMEOUT_SCALE", "1"))
+from tests.waiting import deadline
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +55,7 @@ def pay_in_sandbox(page, plan: str = "Single lesson") -> None:
     page.wait_for_url(re.compile(r"/app/bookings/.+paid=1"))
     if page.get_by_role("heading", name="Pay to confirm your lesson").count():
         assert page.get_by_role("button", name=re.compile("^Buy")).count() == 0
-    page.get_by_role("heading", name="Lesson booked").wait_for(timeout=60_000 * TIMEOUT_SCALE)
+    page.get_by_role("heading", name="Lesson booked").wait_for(timeout=deadline(60) * 1000)
 
 
 def test_tutor_signs_up_is_approved_and_sets_availability(pages, server: Server) -> None:

@@ -11,13 +11,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import uvicorn
 
 from tests.conftest import ROOT, _empty_all_tables, make_settings
 from tests.factories import last_email
+from tests.waiting import timeout_scale, wait_until_sync
 from tutorapp.app import create_app
 from tutorapp.core.db import Database
 
@@ -35,7 +34,7 @@ ANON_KEY = "sb_publishable_tutorapp_test_anon_key_0123456789"
 SERVICE_KEY = "sb_secret_tutorapp_test_service_key_0123456789"
 PASSWORD = "correct horse battery staple 42"
 NODE_DIR = ROOT / "tests" / "node"
-SCALE = float(os.environ.get("TUTORAPP_TEST_TIMEOUT_SCALE", "1"))
+SCALE = timeout_scale()
 
 
 @dataclass
@@ -86,10 +85,11 @@ def live_server(database_url: str) -> Iterator[str]:
                                            lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30 * SCALE
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
+    def started() -> bool:
+        assert thread.is_alive(), "the server thread ended"
+        return server.started
+
+    wait_until_sync(started, timeout=30, what="the server to start")
     try:
         yield base
     finally:

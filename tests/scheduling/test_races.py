@@ -8,7 +8,6 @@ request runs on its own task through the whole app and its connection pool.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tests.scheduling.conftest import Market, sign_in
 from tests.scheduling.test_bookings import book, tutor
+from tests.waiting import timeout_scale
 from tutorapp.accounts.models import Role
 from tutorapp.scheduling.models import Booking, BookingStatus
 
@@ -89,7 +89,7 @@ async def test_a_deadlock_on_insert_is_retried_once_and_the_booking_goes_through
     been chosen as the victim of its own check, so the retry books the slot."""
     if dialect != "postgresql":
         pytest.skip("PostgreSQL's deadlock detector")
-    scale = float(os.environ.get("TUTORAPP_TEST_TIMEOUT_SCALE", "1"))
+    scale = timeout_scale()
     _, tutor_id = await tutor(app, client, market)
     student, rival = await sign_in(app, role=Role.student), await sign_in(app, role=Role.student)
 

@@ -19,14 +19,23 @@ from typing import Any, TypeVar
 import jwt
 from cryptography.fernet import Fernet, InvalidToken
 from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 
 from tutorapp.config import Settings
 
 T = TypeVar("T")
-_password_hash = PasswordHash.recommended()  # argon2id
+_PRODUCTION_HASH = PasswordHash.recommended()  # argon2id, 64 MiB, 3 passes: ~0.2 s of CPU
+# The test profile hashes with argon2id's cheapest parameters (~1 ms): the test suite
+# hashes at every sign-up and login, and a loaded CI machine spent most of its time here.
+_TEST_HASH = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+_password_hash = _PRODUCTION_HASH
 JWT_ALGORITHM = "HS256"
-# Argon2 verification of a fixed hash, so unknown emails cost as much as known ones.
-_DUMMY_HASH = _password_hash.hash("not-a-real-password-just-timing")
+
+
+@cache
+def _dummy_hash(hasher: PasswordHash) -> str:
+    """Verified for unknown emails, so they cost as much as known ones."""
+    return hasher.hash("not-a-real-password-just-timing")
 
 
 def hash_password(password: str) -> str:
@@ -37,7 +46,7 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
     """(valid, a new hash when the parameters were upgraded). Blocking, like `hash_password`."""
     if password_hash is None:
-        _password_hash.verify(password, _DUMMY_HASH)
+        _password_hash.verify(password, _dummy_hash(_password_hash))
         return False, None
     return _password_hash.verify_and_update(password, password_hash)
 
@@ -49,9 +58,12 @@ def verify_password(password: str, password_hash: str | None) -> tuple[bool, str
 _hashing_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
 
-def configure_password_hashing(threads: int) -> None:
-    """Size the hashing pool (`TUTORAPP_PASSWORD_HASH_THREADS`); called at app start."""
-    global _hashing_pool
+def configure_password_hashing(threads: int, *, test_profile: bool = False) -> None:
+    """Size the hashing pool (`TUTORAPP_PASSWORD_HASH_THREADS`) and pick the argon2
+    cost of the app's profile; called at app start. A hash made at either cost
+    verifies at both (and is upgraded to the current one at the next sign-in)."""
+    global _hashing_pool, _password_hash
+    _password_hash = _TEST_HASH if test_profile else _PRODUCTION_HASH
     if _hashing_pool._max_workers != threads:
         previous, _hashing_pool = _hashing_pool, ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="argon2"
