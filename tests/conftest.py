@@ -21,10 +21,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
+from tests.waiting import deadline
 from tutorapp.app import create_app
 from tutorapp.config import Settings
 from tutorapp.core import migrate
-from tutorapp.jobs import engine as jobs_engine
+from tutorapp.jobs import runtime as jobs_runtime
 from tutorapp.models import metadata
 
 POSTGRES_URL = os.environ.get("TUTORAPP_TEST_POSTGRES_URL")
@@ -64,6 +65,12 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         # Apps built with another profile (dev, staging) would start the embedded job
         # worker; tests that want it say so (tests/jobs).
         "jobs_embedded_worker": False,
+        # A loaded machine waits longer for row locks, the SQLite write lock and a pooled
+        # connection: these bounds grow with every test deadline (tests/waiting.py), so a
+        # race test sees 409s, not 503s, when CI is busy. Outage tests set their own.
+        "database_lock_timeout_ms": int(deadline(30) * 1000),
+        "sqlite_busy_timeout_ms": int(deadline(30) * 1000),
+        "database_pool_timeout": deadline(30),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -75,7 +82,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'tutorapp.db'}"
         migrate.upgrade(make_settings(url))
-        jobs_engine.ensure_system_database(make_settings(url))
+        jobs_runtime.ensure_system_database(make_settings(url))
         yield url
         return
     with postgres_database("tutorapp_test") as url:
@@ -83,7 +90,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         # `CREATE INDEX CONCURRENTLY`, which waits for every open transaction of the
         # database, so the first jobs test of a worker could hang behind another
         # test's idle pooled connection.
-        jobs_engine.ensure_system_database(make_settings(url))
+        jobs_runtime.ensure_system_database(make_settings(url))
         yield url
 
 
