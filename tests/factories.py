@@ -10,7 +10,8 @@ import httpx
 import pyotp
 from sqlalchemy import select
 
-from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.models import User
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 from tutorapp.core.security import encrypt, hash_password
 from tutorapp.core.time import utcnow

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from tutorapp.accounts.models import AuthSession, Role, User
+from tutorapp.accounts.models import AuthSession, User
+from tutorapp.auth.roles import Role
 from tutorapp.config import Settings
 from tutorapp.core import migrate
 from tutorapp.core.db import create_engine

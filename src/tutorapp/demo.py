@@ -9,7 +9,8 @@ import pyotp
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.models import User
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 from tutorapp.core.security import encrypt, hash_password
 from tutorapp.core.time import utcnow

@@ -8,7 +8,7 @@ import jwt
 import pyotp
 
 from tests.factories import PASSWORD, last_email, make_user, sign_in, totp_code
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 
 

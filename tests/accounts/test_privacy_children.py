@@ -4,7 +4,8 @@ import httpx
 from sqlalchemy import select
 
 from tests.factories import PASSWORD, make_user, sign_in
-from tutorapp.accounts.models import AuthSession, Role, User
+from tutorapp.accounts.models import AuthSession, User
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 
 

@@ -14,8 +14,9 @@ from fastapi.routing import APIRoute
 
 from tests.factories import make_user
 from tutorapp.accounts import sessions
-from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.models import User
 from tutorapp.auth.deps import Access
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 from tutorapp.core.pages import FORM_COOKIE
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from tests.billing.conftest import deliver, invoice_event, process_pending, subscription_event
 from tests.factories import make_user, sign_in
 from tests.scheduling.conftest import Market
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.core.audit import AuditEvent
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from tests.billing.conftest import process_pending
 from tests.factories import make_user, sign_in
 from tests.scheduling.conftest import Market, approved_tutor
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.billing import jobs as billing_jobs
 from tutorapp.billing import ledger
 from tutorapp.core.db import Database

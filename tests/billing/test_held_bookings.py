@@ -21,7 +21,7 @@ from tests.billing.test_admin_and_provider import use_lemonsqueezy
 from tests.billing.test_flow import EVERY_DAY, family, pin, settle
 from tests.factories import make_user, sign_in
 from tests.scheduling.conftest import Market, approved_tutor
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.billing import reconcile
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow

@@ -21,7 +21,7 @@ from tests.billing.test_flow import EVERY_DAY, LESSON, NOW, pin, settle
 from tests.conftest import make_settings
 from tests.factories import make_user, sign_in
 from tests.scheduling.conftest import Market, approved_tutor
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.config import Settings
 from tutorapp.core import money
 from tutorapp.core.db import Database

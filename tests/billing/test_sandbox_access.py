@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from tests.accounts.test_browser_sessions import HTML, browser_login, csrf_of
 from tests.conftest import LIVE_VENDORS, make_settings
 from tests.factories import make_user, sign_in
-from tutorapp.accounts.models import Role
 from tutorapp.app import create_app
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 from tutorapp.webhooks.models import InboxEvent as WebhookEvent
 

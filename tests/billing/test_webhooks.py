@@ -18,7 +18,7 @@ from tests.billing.conftest import (
     subscription_event,
 )
 from tests.factories import make_user
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.billing import ledger
 from tutorapp.billing.models import (
     CreditLot,

@@ -16,7 +16,7 @@ import pytest
 from tests.billing.conftest import deliver, order_event
 from tests.factories import make_user
 from tests.scheduling.conftest import Market, approved_tutor, market, profile_body, sign_in  # noqa: F401
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.core.fields import Text, time_zones
 
 WEEKDAYS = [{"weekday": d, "start": "08:00", "end": "20:00"} for d in range(7)]

@@ -31,8 +31,8 @@ from tests.conftest import make_settings
 from tests.scheduling.conftest import make_market, sign_in
 from tests.scheduling.test_bookings import book, tutor
 from tests.waiting import wait_until
-from tutorapp.accounts.models import Role
 from tutorapp.app import create_app
+from tutorapp.auth.roles import Role
 from tutorapp.core import migrate
 from tutorapp.core.db import Database
 

@@ -67,7 +67,8 @@ def _free_port() -> int:
 
 
 async def _seed(database_url: str, totp_secret: str) -> None:
-    from tutorapp.accounts.models import Role, User
+    from tutorapp.accounts.models import User
+    from tutorapp.auth.roles import Role
     from tutorapp.core.db import Database
     from tutorapp.core.security import encrypt, hash_password
     from tutorapp.core.time import utcnow

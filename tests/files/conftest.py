@@ -22,8 +22,9 @@ from fastapi import FastAPI
 from tests.conftest import make_settings
 from tests.factories import Account, make_user
 from tutorapp.accounts import sessions
-from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.models import User
 from tutorapp.app import create_app
+from tutorapp.auth.roles import Role
 from tutorapp.config import Settings
 from tutorapp.core.db import Database
 

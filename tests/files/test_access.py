@@ -14,7 +14,7 @@ from storage3.exceptions import StorageApiError
 
 from tests.files.conftest import signed_in, storage_client
 from tests.files.test_storage3 import PDF
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
 from tutorapp.files import service

@@ -15,8 +15,8 @@ from tests.factories import last_email
 from tests.files.conftest import signed_in
 from tests.files.test_access import _booking
 from tests.files.test_storage3 import PDF, png
-from tutorapp.accounts.models import Role
 from tutorapp.app import create_app
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 
 

@@ -20,8 +20,9 @@ from tests.conftest import _empty_all_tables, make_settings
 from tests.factories import PASSWORD, last_email, link_token, make_user
 from tests.gotrue.conftest import ANON_KEY, SERVICE_KEY
 from tutorapp.accounts import sessions
-from tutorapp.accounts.models import AuthSession, Role
+from tutorapp.accounts.models import AuthSession
 from tutorapp.app import create_app
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 
 V2024 = {"X-Supabase-Api-Version": "2024-01-01"}

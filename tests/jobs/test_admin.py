@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from tests.factories import make_user, sign_in
 from tests.jobs.conftest import Worker
 from tests.jobs.test_engine import attempts
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.cli import app as cli
 from tutorapp.core.db import Database
 from tutorapp.jobs.queue import enqueue

@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from tests.conftest import make_settings
 from tests.jobs.conftest import FAST, Worker, reset_system_database
-from tutorapp.accounts.models import AuthSession, OneTimeToken, Role, TokenPurpose, User
+from tutorapp.accounts.models import AuthSession, OneTimeToken, TokenPurpose, User
 from tutorapp.app import create_app
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
 from tutorapp.jobs import registry, worker

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from tests.jobs.conftest import Worker
 from tests.scheduling.conftest import approved_tutor, make_market, sign_in
 from tests.scheduling.test_bookings import EVERY_DAY, book, pin
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
 from tutorapp.jobs import queue, service

@@ -12,7 +12,8 @@ from sqlalchemy import func, select, update
 
 from tests.integrations.resend_fake import RESEND_SETTINGS, FakeResend
 from tests.jobs.conftest import Worker
-from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.models import User
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 from tutorapp.core.time import utcnow
 from tutorapp.jobs.queue import enqueue

@@ -25,7 +25,7 @@ from tests.realtime.conftest import EVERY_DAY, redis_url
 from tests.realtime.test_supabase_py import token
 from tests.scheduling.conftest import approved_tutor, make_market, sign_in
 from tests.waiting import deadline, wait_until
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 
 PORTS = (8651, 8652)  # this suite's ports

@@ -11,7 +11,7 @@ from tests.gotrue.conftest import ANON_KEY, NODE_DIR, SCALE
 from tests.realtime.conftest import RT
 from tests.realtime.test_supabase_py import booked, expiring_token, token
 from tests.scheduling.conftest import sign_in
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 
 
 async def test_supabase_js_joins_broadcasts_tracks_and_hears_the_booking(

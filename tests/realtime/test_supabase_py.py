@@ -9,7 +9,7 @@ from realtime import AsyncRealtimeClient
 from tests.realtime.conftest import EVERY_DAY, RT
 from tests.scheduling.conftest import Caller, approved_tutor, make_market, sign_in
 from tests.waiting import wait_until
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 
 NOW = datetime(2026, 6, 1, 7, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ from tests.realtime.conftest import RT
 from tests.realtime.test_supabase_py import token
 from tests.scheduling.conftest import Caller, sign_in
 from tests.waiting import deadline
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.realtime import hub as realtime_hub
 from tutorapp.realtime.protocol import VSN_2, UserBroadcast, encode_broadcast
 

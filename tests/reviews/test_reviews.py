@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.scheduling.conftest import Market, approved_tutor, sign_in
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 
 NOW = datetime(2026, 6, 1, 7, tzinfo=UTC)
 EVERY_DAY = [{"weekday": d, "start": "09:00", "end": "17:00"} for d in range(7)]

@@ -13,7 +13,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from tutorapp.accounts.models import AuthSession, Role, User
+from tutorapp.accounts.models import AuthSession, User
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import Database
 from tutorapp.core.security import issue_access_token
 from tutorapp.core.time import utcnow

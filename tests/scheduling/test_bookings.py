@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from tests.scheduling.conftest import Market, approved_tutor, sign_in
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.core.audit import AuditEvent
 from tutorapp.jobs.models import JobEvent
 from tutorapp.scheduling import bookings as booking_service

@@ -21,8 +21,8 @@ from hypothesis.stateful import (
 
 from tests.conftest import _empty_all_tables
 from tests.scheduling.conftest import approved_tutor, make_market, sign_in
-from tutorapp.accounts.models import Role
 from tutorapp.app import create_app
+from tutorapp.auth.roles import Role
 
 NOW = datetime(2026, 6, 1, 7, tzinfo=UTC)
 DAY0 = datetime(2026, 6, 2, 8, tzinfo=UTC)  # 09:00 in London (BST)

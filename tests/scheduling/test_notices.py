@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from tests.scheduling.conftest import Market, sign_in
 from tests.scheduling.test_bookings import NOW, book, tutor
-from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.models import User
+from tutorapp.auth.roles import Role
 from tutorapp.jobs.registry import load_functions
 from tutorapp.notifications.models import EmailMessage
 from tutorapp.scheduling import notices

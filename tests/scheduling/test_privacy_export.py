@@ -2,7 +2,7 @@
 
 from tests.scheduling.conftest import Market, sign_in
 from tests.scheduling.test_bookings import book, tutor
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 
 
 async def test_export_lists_lessons_for_student_and_tutor(app, client, market: Market) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from tests.scheduling.conftest import Market, sign_in
 from tests.scheduling.test_bookings import book, tutor
 from tests.waiting import timeout_scale
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.scheduling.models import Booking, BookingStatus
 
 RACERS = 300

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from icalendar import Calendar
 
 from tests.scheduling.conftest import Market, approved_tutor, sign_in
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 EVENINGS = [{"weekday": d, "start": "16:00", "end": "20:00"} for d in range(7)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from tests.scheduling.conftest import Market, approved_tutor, sign_in
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 
 SUNDAY_NIGHT = [{"weekday": 6, "start": "00:00", "end": "04:00"}]
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.accounts.test_browser_sessions import HTML, browser_login, csrf_of
 from tests.factories import make_user, totp_code
 from tests.scheduling.conftest import Market, approved_tutor, market  # noqa: F401
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.core.audit import AuditEvent
 
 WEEKDAYS = [{"weekday": d, "start": "08:00", "end": "20:00"} for d in range(7)]

@@ -11,7 +11,7 @@ import pytest
 
 from tests.accounts.test_browser_sessions import HTML, browser_login
 from tests.factories import make_user
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 
 
 @pytest.mark.parametrize(("role", "path", "status"), [

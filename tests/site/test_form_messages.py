@@ -14,7 +14,7 @@ from tests.accounts.test_browser_sessions import HTML, browser_login, csrf_of
 from tests.factories import make_user
 from tests.scheduling.conftest import Market, approved_tutor, market  # noqa: F401
 from tests.site.test_app_pages import WEEKDAYS, first_slot
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 
 DEVELOPER = re.compile(r"validation error for|String should|Input should|Value error|"
                        r"\^https|\[type=|pydantic", re.IGNORECASE)

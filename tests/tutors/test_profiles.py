@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.scheduling.conftest import Market, profile_body, sign_in
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 
 
 async def test_catalogue_is_admin_managed_and_public_to_read(app, client, market: Market) -> None:

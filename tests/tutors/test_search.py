@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from tests.scheduling.conftest import Market, approved_tutor, sign_in
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.tutors import service as tutors_service
 
 NOW = datetime(2026, 6, 1, 7, tzinfo=UTC)

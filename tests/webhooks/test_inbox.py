@@ -13,7 +13,7 @@ from tests.accounts.test_browser_sessions import HTML, browser_login, csrf_of
 from tests.billing.conftest import deliver, order_event, process
 from tests.factories import make_user, totp_code
 from tests.scheduling.conftest import Market, market  # noqa: F401 - fixture
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.core.audit import AuditEvent
 from tutorapp.core.db import Database
 from tutorapp.webhooks import service as inbox

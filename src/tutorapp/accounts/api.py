@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from tutorapp.accounts import mfa, service, sessions
 from tutorapp.accounts.devices import describe_device
-from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.models import User
 from tutorapp.accounts.schemas import (
     ActivateMfaIn,
     ChangeEmailIn,
@@ -43,6 +43,7 @@ from tutorapp.auth.deps import (
     CurrentPrincipalAAL1,
     ParentPrincipal,
 )
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import SessionDep
 from tutorapp.core.deps import LimiterDep, SettingsDep
 from tutorapp.core.fields import Text

@@ -9,14 +9,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from tutorapp.auth.roles import Role
 from tutorapp.core.models import Entity, enum_column
-
-
-class Role(enum.StrEnum):
-    student = "student"
-    parent = "parent"
-    tutor = "tutor"
-    admin = "admin"
 
 
 class TokenPurpose(enum.StrEnum):

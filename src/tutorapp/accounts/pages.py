@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tutorapp.accounts import mfa, schemas, service, sessions
 from tutorapp.accounts.api import client_of
 from tutorapp.accounts.devices import describe_device
-from tutorapp.accounts.models import Role
 from tutorapp.auth.deps import (
     PUBLIC,
     CurrentPrincipal,
@@ -20,6 +19,7 @@ from tutorapp.auth.deps import (
     OptionalPrincipal,
     ParentPrincipal,
 )
+from tutorapp.auth.roles import Role
 from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
 from tutorapp.core.deps import LimiterDep, SettingsDep

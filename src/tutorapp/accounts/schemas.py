@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tutorapp.accounts.models import Role
+from tutorapp.auth.roles import Role
 from tutorapp.core.fields import Email, Name, Password, Text, TimeZone, Token
 
 Locale = Annotated[str, Text(16, min_length=1)]

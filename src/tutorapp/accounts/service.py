@@ -21,10 +21,10 @@ from tutorapp.accounts.models import (
     OneTimeToken,
     RecoveryCode,
     RefreshToken,
-    Role,
     TokenPurpose,
     User,
 )
+from tutorapp.auth.roles import Role
 from tutorapp.config import Settings
 from tutorapp.core import audit
 from tutorapp.core.db import rows_changed

@@ -31,6 +31,7 @@ from tutorapp.accounts.service import (
     user_by_email,
     user_metadata,
 )
+from tutorapp.auth.deps import IdentityStore, use_identities
 from tutorapp.config import Settings
 from tutorapp.core import audit
 from tutorapp.core.db import rows_changed
@@ -531,3 +532,32 @@ async def check_current_password(user: User, password: str) -> None:
     valid, _ = await verify_password_async(password, user.password_hash)
     if not valid:
         raise InvalidInput("current_password", "is not your current password")
+
+
+# --- who a credential names (handed to tutorapp.auth) ---------------------------
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+
+
+async def _session_by_id(db: AsyncSession, session_id: uuid.UUID) -> AuthSession | None:
+    return await db.get(AuthSession, session_id)
+
+
+async def _session_by_cookie_hash(db: AsyncSession, cookie_hash: str) -> AuthSession | None:
+    return await db.scalar(select(AuthSession).where(AuthSession.cookie_token_hash == cookie_hash))
+
+
+async def _user_of(db: AsyncSession, auth_session: AuthSession) -> User | None:
+    """The session's user unless deleted; `last_seen_at` moves at most once a minute,
+    so a busy session does not write on every request."""
+    user = await db.get(User, auth_session.user_id)
+    if user is None or user.deleted_at is not None:
+        return None
+    now = utcnow()
+    if now - auth_session.last_seen_at >= LAST_SEEN_RESOLUTION:
+        auth_session.last_seen_at = now
+    return user
+
+
+use_identities(IdentityStore(session_by_id=_session_by_id,
+                             session_by_cookie_hash=_session_by_cookie_hash,
+                             user_of=_user_of))

@@ -15,8 +15,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from tutorapp.accounts import service as accounts
 from tutorapp.accounts.api import client_of
-from tutorapp.accounts.models import Role
 from tutorapp.auth.deps import AdminPrincipal
+from tutorapp.auth.roles import Role
 from tutorapp.core import audit
 from tutorapp.core.db import SessionDep
 from tutorapp.core.deps import clock

@@ -16,15 +16,16 @@ A user with MFA whose session is still `aal1` may only call routes declared with
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts.models import AuthSession, Role, User
+from tutorapp.auth.roles import Role
 from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
 from tutorapp.core.deps import settings_of
@@ -32,8 +33,37 @@ from tutorapp.core.errors import AppError, CSRFFailed, Forbidden, Unauthorized
 from tutorapp.core.security import TokenError, csrf_token, decode_access_token, token_hash
 from tutorapp.core.time import utcnow
 
+if TYPE_CHECKING:  # accounts owns these tables; auth only reads the rows it is handed
+    from tutorapp.accounts.models import AuthSession, User
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class IdentityStore:
+    """How auth finds who a credential names. Users and their sessions are accounts'
+    tables, and accounts sits above auth, so accounts hands these lookups to auth
+    (`use_identities`, when `tutorapp.accounts.sessions` is imported) instead of auth
+    importing accounts."""
+
+    session_by_id: Callable[[AsyncSession, uuid.UUID], Awaitable[AuthSession | None]]
+    session_by_cookie_hash: Callable[[AsyncSession, str], Awaitable[AuthSession | None]]
+    # The session's user if it still exists; marks the session as seen now.
+    user_of: Callable[[AsyncSession, AuthSession], Awaitable[User | None]]
+
+
+_identities: IdentityStore | None = None
+
+
+def use_identities(store: IdentityStore) -> None:
+    global _identities
+    _identities = store
+
+
+def identities() -> IdentityStore:
+    if _identities is None:
+        raise RuntimeError("no identity store: import tutorapp.accounts.sessions first")
+    return _identities
 
 
 class MFARequired(AppError):
@@ -131,7 +161,7 @@ async def _from_bearer(request: Request, db: SessionDep, token: str) -> Principa
     except TokenError as exc:
         raise InvalidAccessToken(f"Invalid access token: {exc}.",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
-    auth_session = await db.get(AuthSession, claims.session_id)
+    auth_session = await identities().session_by_id(db, claims.session_id)
     now = utcnow()
     if (auth_session is None or auth_session.user_id != claims.sub
             or auth_session.revoked_at is not None or auth_session.expires_at <= now):
@@ -142,9 +172,7 @@ async def _from_bearer(request: Request, db: SessionDep, token: str) -> Principa
 
 async def _from_cookie(request: Request, db: SessionDep, token: str) -> Principal | None:
     settings = settings_of(request)
-    auth_session = await db.scalar(
-        select(AuthSession).where(AuthSession.cookie_token_hash == token_hash(token))
-    )
+    auth_session = await identities().session_by_cookie_hash(db, token_hash(token))
     now = utcnow()
     if (auth_session is None or auth_session.revoked_at is not None
             or auth_session.expires_at <= now
@@ -171,12 +199,9 @@ async def _check_csrf(request: Request, settings: Settings, session_id: uuid.UUI
 
 
 async def _principal(db: SessionDep, auth_session: AuthSession, via: str) -> Principal:
-    user = await db.get(User, auth_session.user_id)
-    if user is None or user.deleted_at is not None:
+    user = await identities().user_of(db, auth_session)
+    if user is None:
         raise Unauthorized("The account no longer exists.")
-    now = utcnow()
-    if now - auth_session.last_seen_at >= LAST_SEEN_RESOLUTION:
-        auth_session.last_seen_at = now
     return Principal(user=user, session=auth_session, via=via)  # type: ignore[arg-type]
 
 

@@ -13,7 +13,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.models import User
 from tutorapp.auth.deps import (
     PUBLIC,
     AdminPrincipal,
@@ -21,6 +21,7 @@ from tutorapp.auth.deps import (
     StudentOrParent,
     TutorPrincipal,
 )
+from tutorapp.auth.roles import Role
 from tutorapp.billing import (
     bookings,
     checkout,

@@ -14,7 +14,8 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.models import User
+from tutorapp.auth.roles import Role
 from tutorapp.billing import ledger
 from tutorapp.billing.models import (
     CreditLot,

@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
-from tutorapp.accounts.models import Role
 from tutorapp.auth.deps import (
     PUBLIC,
     Access,
@@ -21,6 +20,7 @@ from tutorapp.auth.deps import (
     Principal,
     SessionCookieValue,
 )
+from tutorapp.auth.roles import Role
 from tutorapp.core.db import SessionDep
 from tutorapp.files.service import ANONYMOUS, Caller
 

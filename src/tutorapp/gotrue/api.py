@@ -21,9 +21,10 @@ from starlette.responses import RedirectResponse
 
 from tutorapp import __version__
 from tutorapp.accounts import mfa, service, sessions
-from tutorapp.accounts.models import Role, TokenPurpose, User
+from tutorapp.accounts.models import TokenPurpose, User
 from tutorapp.accounts.service import InvalidToken
 from tutorapp.auth.deps import PUBLIC, CurrentPrincipal, CurrentPrincipalAAL1, Principal
+from tutorapp.auth.roles import Role
 from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
 from tutorapp.core.deps import LimiterDep, SettingsDep

@@ -16,7 +16,8 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.models import User
+from tutorapp.auth.roles import Role
 from tutorapp.realtime import hub, topics
 from tutorapp.scheduling.events import on_event
 from tutorapp.scheduling.models import ACTIVE_STATUSES, Booking

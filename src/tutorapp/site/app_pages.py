@@ -16,8 +16,9 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tutorapp.accounts import service as accounts
-from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.models import User
 from tutorapp.auth.deps import CurrentPrincipal, StudentOrParent, TutorPrincipal
+from tutorapp.auth.roles import Role
 from tutorapp.core import zones
 from tutorapp.core.db import SessionDep
 from tutorapp.core.deps import clock

@@ -19,8 +19,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts.models import Role, User
+from tutorapp.accounts.models import User
 from tutorapp.accounts.service import register_eraser, register_exporter, row_dict
+from tutorapp.auth.roles import Role
 from tutorapp.config import Settings
 from tutorapp.core.audit import record
 from tutorapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
