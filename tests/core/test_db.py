@@ -75,14 +75,15 @@ async def test_timestamps_come_back_timezone_aware(db: Database) -> None:
 
 
 async def test_sqlite_runs_wal_with_foreign_keys_and_busy_timeout(
-    db: Database, dialect: str
+    app: FastAPI, db: Database, dialect: str
 ) -> None:
     if dialect != "sqlite":
         pytest.skip("SQLite pragmas")
+    busy_ms = app.state.settings.sqlite_busy_timeout_ms
     async with db.primary.connect() as connection:
         assert (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
         assert (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
-        assert (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 30000
+        assert (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar() == busy_ms
 
 
 async def test_sqlite_write_transactions_are_serialized(db: Database, dialect: str) -> None:

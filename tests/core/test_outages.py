@@ -308,7 +308,7 @@ async def test_each_engine_names_itself_and_is_sized_by_settings(dialect: str, d
     if dialect != "postgresql":
         pytest.skip("PostgreSQL application_name")
     settings = make_settings(database_url, database_pool_size=3, database_max_overflow=2,
-                             jobs_pool_size=4)
+                             jobs_pool_size=4, database_lock_timeout_ms=25000)
     web = Database(settings)
     worker = Database(settings, name="worker", pool_size=settings.jobs_pool_size, max_overflow=0)
     try:
@@ -317,7 +317,7 @@ async def test_each_engine_names_itself_and_is_sized_by_settings(dialect: str, d
         for database, name in ((web, "tutorapp-web"), (worker, "tutorapp-worker")):
             async with database.session() as session:
                 assert await session.scalar(text("SHOW application_name")) == name
-                assert await session.scalar(text("SHOW lock_timeout")) == "30s"
+                assert await session.scalar(text("SHOW lock_timeout")) == "25s"
     finally:
         await web.dispose()
         await worker.dispose()

@@ -163,6 +163,7 @@ class RedisBroker:
 
 
 NOTIFY_CHANNEL = "tutorapp_realtime"
+LISTENER_NAME = "tutorapp-realtime"  # the LISTEN connection's application_name
 NOTIFY_INLINE = 7000  # NOTIFY payloads stop at 8000 bytes: larger messages go by row id
 
 
@@ -172,39 +173,67 @@ class PostgresBroker:
 
     def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
         self._settings, self._engine = settings, engine
-        self._listener: Any = None
         self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, deliver: Deliver) -> None:
+        """Serve even when PostgreSQL is down at start: the listener connects in the
+        background and connects again whenever its connection drops."""
+        self._tasks = [asyncio.create_task(self._listen(), name="realtime-postgres-listen"),
+                       asyncio.create_task(self._consume(deliver), name="realtime-postgres")]
+
+    async def _listen(self) -> None:
+        """Hold the LISTEN connection, with backoff (1 s doubling to 30 s) while
+        PostgreSQL is unreachable. Notifications sent while no listener is connected
+        are not received live; a client that reconnects replays them by sequence."""
         import asyncpg
 
         url = make_url(self._settings.database_url).set(drivername="postgresql")
-        self._listener = await asyncpg.connect(url.render_as_string(hide_password=False))
-        await self._listener.add_listener(
-            NOTIFY_CHANNEL, lambda _conn, _pid, _channel, payload: self._queue.put_nowait(payload))
+        backoff = 1.0
+        while True:
+            try:
+                listener = await asyncpg.connect(
+                    url.render_as_string(hide_password=False),
+                    timeout=self._settings.database_connect_timeout,
+                    server_settings={"application_name": LISTENER_NAME})
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                log.warning("realtime: cannot LISTEN on PostgreSQL (%s), retrying in %.0f s",
+                            exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = 1.0
+            closed = asyncio.Event()
+            listener.add_termination_listener(lambda _conn, closed=closed: closed.set())
+            try:
+                await listener.add_listener(
+                    NOTIFY_CHANNEL,
+                    lambda _conn, _pid, _channel, payload: self._queue.put_nowait(payload))
+                await closed.wait()
+                log.warning("realtime: the LISTEN connection to PostgreSQL closed, reconnecting")
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("realtime: LISTEN on PostgreSQL failed (%s), reconnecting", exc)
+            finally:
+                if not listener.is_closed():
+                    await listener.close()
 
-        async def consume() -> None:
-            while True:
-                payload = await self._queue.get()
-                try:
-                    if payload.startswith("#"):  # too big to notify: read the row
-                        async with self._engine.connect() as conn:
-                            payload = await conn.scalar(
-                                text("SELECT message FROM realtime_events WHERE id = :id"),
-                                {"id": int(payload[1:])}) or "{}"
-                    await deliver(json.loads(payload))
-                except Exception:  # one bad message must not stop the fan-out
-                    log.exception("realtime: delivering a PostgreSQL notification failed")
-
-        self._task = asyncio.create_task(consume(), name="realtime-postgres")
+    async def _consume(self, deliver: Deliver) -> None:
+        while True:
+            payload = await self._queue.get()
+            try:
+                if payload.startswith("#"):  # too big to notify: read the row
+                    async with self._engine.connect() as conn:
+                        payload = await conn.scalar(
+                            text("SELECT message FROM realtime_events WHERE id = :id"),
+                            {"id": int(payload[1:])}) or "{}"
+                await deliver(json.loads(payload))
+            except Exception:  # one bad message must not stop the fan-out
+                log.exception("realtime: delivering a PostgreSQL notification failed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._listener is not None:
-            await self._listener.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _write(self, topic: str, message: dict[str, Any], *, sequenced: bool) -> int:
         async with self._engine.begin() as conn:
