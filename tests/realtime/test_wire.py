@@ -337,3 +337,4 @@ async def test_access_token_refresh_keeps_the_channel_and_a_bad_one_closes_it(rt
                        f"user:{student.id}"}
         closed = await w.until("phx_close")
         assert closed["topic"] == topic and closed["join_ref"] == "1"
+

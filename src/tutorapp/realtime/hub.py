@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from tutorapp.realtime.socket import Channel
 
 log = logging.getLogger(__name__)
-_current: Hub | None = None
+# Started hubs of this process, newest last: one in production; tests may run several
+# app servers in one process, and stopping one leaves the others current.
+_running: list[Hub] = []
 
 Metas = dict[str, dict[str, dict[str, Any]]]  # presence key -> phx_ref -> meta
 
@@ -40,15 +42,13 @@ class Hub:
         self.connections = 0
 
     async def start(self) -> None:
-        global _current
         self.loop = asyncio.get_running_loop()  # tests publish into a served app from outside
         await self.broker.start(self._deliver)
-        _current = self
+        _running.append(self)
 
     async def stop(self) -> None:
-        global _current
-        if _current is self:
-            _current = None
+        if self in _running:
+            _running.remove(self)
         await self.broker.stop()
 
     # --- local subscriptions -----------------------------------------------------
@@ -171,13 +171,14 @@ def _column_type(value: Any) -> str:
 
 def current() -> Hub | None:
     """The running hub of this process (None in a CLI command or a bare worker)."""
-    return _current
+    return _running[-1] if _running else None
 
 
 async def publish_change(topics: Iterable[str], change: dict[str, Any]) -> None:
     """Publish a domain event from this process (call it after commit). Without a running
     hub (a CLI command, a worker without Redis) there is no one to tell: dropped."""
-    if _current is None:
+    running = current()
+    if running is None:
         log.debug("realtime: no hub in this process, change on %s dropped", list(topics))
         return
-    await _current.publish_change(topics, change)
+    await running.publish_change(topics, change)

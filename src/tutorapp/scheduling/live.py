@@ -8,6 +8,7 @@ and each booking event published after commit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -63,12 +64,19 @@ def booking_record(booking: Booking) -> dict[str, Any]:
 
 @on_event
 async def publish_booking_event(name: str, booking_id: uuid.UUID, data: dict[str, Any]) -> None:
-    """After commit: a realtime outage must not fail the request that already committed."""
+    """After commit: a realtime outage must not fail the request that already committed.
+
+    The hub's database and broker belong to the app's event loop; a job (DBOS runs
+    them on its own loop) hands the publication over to that loop."""
     running = hub.current()
     if running is None or not name.startswith("booking."):
         return
+    publication = _publish(running, name, booking_id, data)
     try:
-        await _publish(running, name, booking_id, data)
+        if asyncio.get_running_loop() is running.loop:
+            await publication
+        else:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(publication, running.loop))
     except (OSError, ConnectionError, SQLAlchemyError, RedisError) as exc:
         log.warning("realtime: %s of booking %s not published: %s", name, booking_id, exc)
 
