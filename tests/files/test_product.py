@@ -29,15 +29,24 @@ async def test_avatar_sizes_exif_and_caching(app: FastAPI, client: httpx.AsyncCl
     user = await signed_in(db, Role.tutor)
     default = await client.get(f"/api/v1/files/avatars/users/{user.user.id}/64")
     assert default.headers["content-type"] == "image/svg+xml"
+    assert default.headers["cache-control"] == "public, no-cache"
+    unchanged = await client.get(f"/api/v1/files/avatars/users/{user.user.id}/64",
+                                 headers={"If-None-Match": default.headers["etag"]})
+    assert unchanged.status_code == 304
     uploaded = await client.put("/api/v1/files/avatar", content=png((600, 400), exif_gps=True),
                                 headers=_bearer(user))
     assert uploaded.status_code == 200, uploaded.text
     assert uploaded.json()["mime_type"] == "image/jpeg"
+    # A browser that kept the default picture asks again and gets the new one at once.
+    revalidated = await client.get(f"/api/v1/files/avatars/users/{user.user.id}/64",
+                                   headers={"If-None-Match": default.headers["etag"]})
+    assert revalidated.status_code == 200
+    assert revalidated.headers["content-type"] == "image/webp"
     for size, kind, pixels in (("64", "image/webp", 64), ("256", "image/webp", 256),
                                ("fallback", "image/png", 256)):
         response = await client.get(f"/api/v1/files/avatars/users/{user.user.id}/{size}")
         assert response.status_code == 200 and response.headers["content-type"] == kind
-        assert response.headers["cache-control"].startswith("public, max-age=")
+        assert response.headers["cache-control"] == "public, no-cache"
         with Image.open(io.BytesIO(response.content)) as image:
             assert image.size == (pixels, pixels)
             assert dict(image.getexif()) == {}

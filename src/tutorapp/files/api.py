@@ -64,16 +64,24 @@ AVATAR_RESPONSES: dict[int | str, dict[str, Any]] = {
     304: {"description": "not modified"}}
 
 
+# An avatar's URL names the person, not the picture: browsers keep their copy but ask
+# again each time (a 304 while it is unchanged), so a new picture shows at once.
+AVATAR_CACHE = "public, no-cache"
+DEFAULT_AVATAR_ETAG = '"default-avatar-1"'
+
+
 async def _avatar(request: Request, obj: StoredObject | None, size: str,
                   store: StoreDep) -> Response:
     if obj is None or not obj.variants:
-        return Response(DEFAULT_AVATAR, media_type="image/svg+xml",
-                        headers={"Cache-Control": "public, max-age=300",
-                                 "X-Content-Type-Options": "nosniff"})
+        headers = {"Cache-Control": AVATAR_CACHE, "ETag": DEFAULT_AVATAR_ETAG,
+                   "X-Content-Type-Options": "nosniff"}
+        if DEFAULT_AVATAR_ETAG in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(DEFAULT_AVATAR, media_type="image/svg+xml", headers=headers)
     variant = obj.variants[size]
     return await http.serve(request, obj, service.opener(store, obj, size), public=True,
                             mime_type=variant["mime_type"], size=variant["size"],
-                            etag=f"{obj.etag[:32]}-{size}")
+                            etag=f"{obj.etag[:32]}-{size}", cache_control=AVATAR_CACHE)
 
 
 @router.get("/files/avatars/users/{user_id}/{size}", dependencies=[PUBLIC], responses=AVATAR_RESPONSES)

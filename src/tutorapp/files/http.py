@@ -98,9 +98,11 @@ async def _primed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 async def serve(request: Request, obj: StoredObject, open_range: Opener, *, public: bool,
                 mime_type: str | None = None, size: int | None = None, etag: str | None = None,
-                download: str | None = None, expires: datetime | None = None) -> Response:
+                download: str | None = None, expires: datetime | None = None,
+                cache_control: str | None = None) -> Response:
     """The object's bytes (or a range of them) with validators and caching headers.
-    `download`: Supabase's `?download=` (attachment, with that name if not empty)."""
+    `download`: Supabase's `?download=` (attachment, with that name if not empty);
+    `cache_control` overrides the object's own."""
     mime = mime_type or obj.mime_type
     total = obj.size if size is None else size
     tag = f'"{etag or obj.etag}"'
@@ -108,7 +110,7 @@ async def serve(request: Request, obj: StoredObject, open_range: Opener, *, publ
     filename = download or obj.name.rsplit("/", 1)[-1]
     headers = {
         "ETag": tag, "Last-Modified": _http_date(obj.updated_at), "Accept-Ranges": "bytes",
-        "Cache-Control": f"public, {obj.cache_control}" if public else PRIVATE,
+        "Cache-Control": cache_control or (f"public, {obj.cache_control}" if public else PRIVATE),
         "Content-Disposition": content.content_disposition(filename, inline=inline),
         "X-Content-Type-Options": "nosniff",
         # A stored file never runs as a page of ours, even if a browser is told to render it.
