@@ -30,7 +30,13 @@ from tutorapp.config import Settings
 from tutorapp.core.db import SessionDep
 from tutorapp.core.deps import settings_of
 from tutorapp.core.errors import AppError, CSRFFailed, Forbidden, Unauthorized
-from tutorapp.core.security import TokenError, csrf_token, decode_access_token, token_hash
+from tutorapp.core.security import (
+    AccessClaims,
+    TokenError,
+    csrf_token,
+    decode_access_token,
+    token_hash,
+)
 from tutorapp.core.time import utcnow
 
 if TYPE_CHECKING:  # accounts owns these tables; auth only reads the rows it is handed
@@ -155,6 +161,21 @@ def _bearer(request: Request, credentials: HTTPAuthorizationCredentials | None) 
     return token
 
 
+def open_session_of(claims: AccessClaims, auth_session: AuthSession | None) -> bool:
+    """Whether the session an access token names is still open (the token's own expiry
+    is checked when it is decoded)."""
+    return (auth_session is not None and auth_session.user_id == claims.sub
+            and auth_session.revoked_at is None and auth_session.expires_at > utcnow())
+
+
+def open_cookie_session(settings: Settings, auth_session: AuthSession | None) -> bool:
+    """Whether a browser session is open: not revoked, not expired, not idle too long."""
+    now = utcnow()
+    idle = timedelta(minutes=settings.session_idle_timeout_minutes)
+    return (auth_session is not None and auth_session.revoked_at is None
+            and auth_session.expires_at > now and auth_session.last_seen_at + idle > now)
+
+
 async def _from_bearer(request: Request, db: SessionDep, token: str) -> Principal:
     try:
         claims = decode_access_token(settings_of(request), token)
@@ -162,9 +183,7 @@ async def _from_bearer(request: Request, db: SessionDep, token: str) -> Principa
         raise InvalidAccessToken(f"Invalid access token: {exc}.",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
     auth_session = await identities().session_by_id(db, claims.session_id)
-    now = utcnow()
-    if (auth_session is None or auth_session.user_id != claims.sub
-            or auth_session.revoked_at is not None or auth_session.expires_at <= now):
+    if auth_session is None or not open_session_of(claims, auth_session):
         raise SessionEnded("The session has ended; sign in again.",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     return await _principal(db, auth_session, "bearer")
@@ -173,11 +192,7 @@ async def _from_bearer(request: Request, db: SessionDep, token: str) -> Principa
 async def _from_cookie(request: Request, db: SessionDep, token: str) -> Principal | None:
     settings = settings_of(request)
     auth_session = await identities().session_by_cookie_hash(db, token_hash(token))
-    now = utcnow()
-    if (auth_session is None or auth_session.revoked_at is not None
-            or auth_session.expires_at <= now
-            or auth_session.last_seen_at + timedelta(minutes=settings.session_idle_timeout_minutes)
-            <= now):
+    if auth_session is None or not open_cookie_session(settings, auth_session):
         return None
     if request.method not in SAFE_METHODS:
         await _check_csrf(request, settings, auth_session.id)

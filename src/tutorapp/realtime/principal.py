@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tutorapp.accounts.models import AuthSession, User
-from tutorapp.auth.deps import OptionalPrincipal  # the REST broadcast's caller
+from tutorapp.accounts.models import User
+from tutorapp.auth.deps import (  # OptionalPrincipal: the REST broadcast's caller
+    OptionalPrincipal,
+    identities,
+    open_cookie_session,
+    open_session_of,
+)
 from tutorapp.config import Settings
 from tutorapp.core.security import TokenError, decode_access_token, token_hash
-from tutorapp.core.time import utcnow
 
 
 @dataclass(frozen=True)
@@ -53,22 +55,16 @@ async def from_token(settings: Settings, session: AsyncSession, token: str) -> I
         if "expired" in str(exc).lower():
             raise Refused("InvalidJWTToken", "Token has expired", expired=True) from exc
         raise Refused("InvalidJWTToken", f"The token provided is not valid: {exc}") from exc
-    auth_session = await session.get(AuthSession, claims.session_id)
-    if (auth_session is None or auth_session.user_id != claims.sub
-            or auth_session.revoked_at is not None or auth_session.expires_at <= utcnow()):
+    auth_session = await identities().session_by_id(session, claims.session_id)
+    if not open_session_of(claims, auth_session):
         raise Refused("InvalidJWTToken", "The session has ended; sign in again")
     await _live_user(session, claims.sub)
     return Identity(user_id=claims.sub, expires_at=float(claims.exp))
 
 
 async def from_cookie(settings: Settings, session: AsyncSession, cookie: str) -> Identity | None:
-    auth_session = await session.scalar(
-        select(AuthSession).where(AuthSession.cookie_token_hash == token_hash(cookie)))
-    now = utcnow()
-    if (auth_session is None or auth_session.revoked_at is not None
-            or auth_session.expires_at <= now
-            or auth_session.last_seen_at + timedelta(minutes=settings.session_idle_timeout_minutes)
-            <= now):
+    auth_session = await identities().session_by_cookie_hash(session, token_hash(cookie))
+    if auth_session is None or not open_cookie_session(settings, auth_session):
         return None
     await _live_user(session, auth_session.user_id)
     return Identity(user_id=auth_session.user_id, expires_at=auth_session.expires_at.timestamp())
